@@ -1,0 +1,1 @@
+//! The sans-IO DNS core (being written).

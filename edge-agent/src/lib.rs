@@ -1,0 +1,14 @@
+//! edgedns edge agent: an authoritative DNS server for edge nodes.
+//!
+//! The query path is a sans-IO core ([`dns`]) that turns query bytes and a
+//! published zone set ([`zone::ZoneSet`]) into response bytes; [`serve`] holds
+//! the thin UDP and TCP layers around it.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod dns;
+pub mod serve;
+pub mod stats;
+pub mod zone;

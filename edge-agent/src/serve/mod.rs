@@ -1,0 +1,1 @@
+//! UDP and TCP front ends (being written).

@@ -1,0 +1,1 @@
+//! Per-zone query counters (being written).

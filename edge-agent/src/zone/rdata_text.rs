@@ -1,0 +1,1 @@
+//! Record data in presentation form (stub, being written).
