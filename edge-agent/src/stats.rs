@@ -26,6 +26,12 @@ impl Default for ZoneStats {
 }
 
 impl ZoneStats {
+    /// Records a query refused before its question could be used.
+    pub fn record_error(&self, rcode: u16) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+        self.rcodes[usize::from(rcode.min(15))].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Records one answered query.
     pub fn record(&self, qtype: u16, rcode: u16) {
         self.queries.fetch_add(1, Ordering::Relaxed);

@@ -3,7 +3,15 @@
 //! Nothing here does I/O, takes a lock or allocates per query; UDP, TCP and
 //! any other transport are thin layers that call [`respond`].
 
+mod answer;
+pub mod query;
+pub mod writer;
+
+use query::{FLAG_CD, FLAG_QR, FLAG_RD, Query, Reject, opcode, rcode};
+use writer::Writer;
+
 use crate::zone::ZoneSet;
+use crate::zone::rr::{class, rtype};
 
 /// The transport a query arrived on; it decides the size limit of the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,11 +22,118 @@ pub enum Transport {
     Tcp,
 }
 
+/// Size of the fixed part of an OPT record without options.
+const OPT_LEN: usize = 11;
+
 /// Turns one query into its response, written at the start of `out`.
 /// Returns the response length, or `None` when the packet must be ignored
 /// (a response, or too short to carry a header). `out` should be 65535 bytes
 /// for TCP; for UDP at least 4096.
-pub fn respond(query: &[u8], transport: Transport, zones: &ZoneSet, out: &mut [u8]) -> Option<usize> {
-    let _ = (query, transport, zones, out);
-    None
+pub fn respond(
+    packet: &[u8],
+    transport: Transport,
+    zones: &ZoneSet,
+    out: &mut [u8],
+) -> Option<usize> {
+    let (query, question_end) = match query::parse_query(packet) {
+        Ok(parsed) => parsed,
+        Err(Reject::Ignore) => return None,
+        Err(Reject::Error {
+            rcode,
+            question_end,
+        }) => {
+            zones.unmatched.record_error(rcode);
+            return Some(error_response(packet, question_end, rcode, out));
+        }
+    };
+    let _ = question_end;
+    let limit = size_limit(&query, transport, zones.udp_payload, out.len());
+    let mut w = Writer::new(out, limit);
+    let flags = FLAG_QR | (query.flags & (0x7800 | FLAG_RD | FLAG_CD));
+    // A 12-byte header and a question of at most 259 bytes always fit in 512.
+    w.header(query.id, flags).ok()?;
+    w.question(query.qname(), query.qtype, query.qclass).ok()?;
+    if let Some(edns) = query.edns {
+        w.set_limit(limit - OPT_LEN);
+        if edns.version != 0 {
+            zones.unmatched.record_error(rcode::BADVERS);
+            return Some(finish(w, &query, rcode::BADVERS, zones.udp_payload));
+        }
+    }
+    let rcode = match classify(&query, transport) {
+        Some(rcode) => {
+            zones.unmatched.record(query.qtype, rcode);
+            rcode
+        }
+        None => match zones.find(query.lower_qname(), query.qtype) {
+            Some(entry) => {
+                let rcode = answer::answer(&entry.zone, &query, &mut w);
+                entry.stats.record(query.qtype, rcode);
+                rcode
+            }
+            None => {
+                zones.unmatched.record(query.qtype, rcode::REFUSED);
+                rcode::REFUSED
+            }
+        },
+    };
+    Some(finish(w, &query, rcode, zones.udp_payload))
+}
+
+/// Decides queries that are not looked up in a zone: other opcodes, classes
+/// and meta types. `None` means: look it up.
+fn classify(query: &Query, transport: Transport) -> Option<u16> {
+    if query.opcode == opcode::NOTIFY {
+        // Secondary zones (and so NOTIFY) are not configured.
+        return Some(rcode::REFUSED);
+    }
+    if query.qclass != class::IN {
+        return Some(rcode::REFUSED);
+    }
+    match query.qtype {
+        rtype::AXFR | rtype::IXFR => Some(match transport {
+            Transport::Udp => rcode::FORMERR,
+            Transport::Tcp => rcode::REFUSED,
+        }),
+        rtype::OPT | rtype::TSIG | rtype::TKEY => Some(rcode::FORMERR),
+        rtype::MAILA | rtype::MAILB => Some(rcode::NOTIMP),
+        _ => None,
+    }
+}
+
+/// The largest response allowed for this query.
+fn size_limit(query: &Query, transport: Transport, our_payload: u16, buffer: usize) -> usize {
+    let limit = match (transport, query.edns) {
+        (Transport::Tcp, _) => 65535,
+        (Transport::Udp, None) => 512,
+        (Transport::Udp, Some(edns)) => usize::from(edns.payload.min(our_payload)).max(512),
+    };
+    limit.min(buffer)
+}
+
+/// Sets the RCODE, appends the OPT record when the query had EDNS, and
+/// returns the message length.
+fn finish(mut w: Writer<'_>, query: &Query, rcode: u16, our_payload: u16) -> usize {
+    let flags = (w.flags() & !0x000f) | (rcode & 0x000f);
+    w.set_flags(flags);
+    if let Some(edns) = query.edns {
+        let _ = w.opt(our_payload, (rcode >> 4) as u8, edns.dnssec_ok);
+    }
+    w.finish()
+}
+
+/// A header-only (or header + question) error response.
+fn error_response(packet: &[u8], question_end: Option<usize>, rcode: u16, out: &mut [u8]) -> usize {
+    let flags = u16::from_be_bytes([packet[2], packet[3]]);
+    let flags = FLAG_QR | (flags & (0x7800 | FLAG_RD | FLAG_CD)) | (rcode & 0xf);
+    out[..2].copy_from_slice(&packet[..2]);
+    out[2..4].copy_from_slice(&flags.to_be_bytes());
+    out[4..12].fill(0);
+    let Some(end) = question_end else {
+        return 12;
+    };
+    let question = &packet[12..end];
+    out[12..end].copy_from_slice(question);
+    out[4..6].copy_from_slice(&1u16.to_be_bytes());
+    end
 }

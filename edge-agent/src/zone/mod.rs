@@ -1,36 +1,21 @@
 //! Zone data: names, records, master-file loading and the lookup model.
 
+pub mod build;
 pub mod master;
+pub mod model;
 pub mod name;
 pub mod rdata_text;
 pub mod rr;
 
 use std::path::Path;
+
+use hashbrown::HashMap;
 use std::sync::Arc;
 
 use crate::stats::ZoneStats;
+pub use build::ZoneBuilder;
+pub use model::Zone;
 pub use name::Name;
-
-/// One loaded, immutable zone version (being written).
-#[derive(Debug)]
-pub struct Zone {
-    apex: Name,
-}
-
-impl Zone {
-    /// The zone's apex name, lowercase.
-    pub fn apex(&self) -> &Name {
-        &self.apex
-    }
-    /// The SOA serial of this version.
-    pub fn serial(&self) -> u32 {
-        0
-    }
-    /// Number of records in the zone.
-    pub fn record_count(&self) -> usize {
-        0
-    }
-}
 
 /// Why a zone could not be loaded: every problem found, each naming file:line.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +28,9 @@ pub struct LoadError {
 /// Loads a zone from an RFC 1035 master file.
 pub fn load_zone(apex: &Name, path: &Path) -> Result<Zone, LoadError> {
     let _ = path;
-    Ok(Zone { apex: apex.to_lowercase() })
+    Err(LoadError {
+        problems: vec![format!("{}: zone loading is not available yet", apex)],
+    })
 }
 
 /// A zone served by the agent together with its counters.
@@ -56,17 +43,68 @@ pub struct ZoneEntry {
 }
 
 /// The set of zones answered, published as a whole by an atomic pointer swap.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ZoneSet {
     entries: Vec<ZoneEntry>,
-    /// Counters of queries that matched no zone.
+    by_apex: HashMap<Box<[u8]>, usize>,
+    /// Counters of queries that matched no zone, and of malformed queries.
     pub unmatched: Arc<ZoneStats>,
+    /// The EDNS UDP payload size we offer and answer up to (RFC 6891 §6.2.5).
+    pub udp_payload: u16,
 }
+
+impl Default for ZoneSet {
+    fn default() -> Self {
+        ZoneSet::new(Vec::new(), Arc::default())
+    }
+}
+
+/// The EDNS UDP payload size offered unless configured otherwise: the
+/// DNS Flag Day 2020 value, which avoids IP fragmentation on common paths.
+pub const DEFAULT_UDP_PAYLOAD: u16 = 1232;
 
 impl ZoneSet {
     /// A zone set; `unmatched` counts queries for names outside every zone.
     pub fn new(entries: Vec<ZoneEntry>, unmatched: Arc<ZoneStats>) -> ZoneSet {
-        ZoneSet { entries, unmatched }
+        let by_apex = entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (e.zone.apex().as_wire().into(), i))
+            .collect();
+        ZoneSet {
+            entries,
+            by_apex,
+            unmatched,
+            udp_payload: DEFAULT_UDP_PAYLOAD,
+        }
+    }
+
+    /// Sets the EDNS UDP payload size we offer.
+    pub fn with_udp_payload(mut self, payload: u16) -> ZoneSet {
+        self.udp_payload = payload.max(512);
+        self
+    }
+
+    /// The zone that answers for a lowercase wire name: the longest match.
+    /// A DS query at a zone apex belongs to the parent side (RFC 4035
+    /// §3.1.4.1), so it goes to the parent zone when we serve it.
+    pub fn find(&self, lower_name: &[u8], qtype: u16) -> Option<&ZoneEntry> {
+        let mut offset = 0;
+        let mut skip_exact = qtype == rr::rtype::DS;
+        let mut first_match = None;
+        loop {
+            if let Some(&i) = self.by_apex.get(&lower_name[offset..]) {
+                if !skip_exact {
+                    return Some(&self.entries[i]);
+                }
+                first_match.get_or_insert(i);
+            }
+            skip_exact = false;
+            match name::parent_offset(&lower_name[offset..]) {
+                Some(step) if offset + step < lower_name.len() => offset += step,
+                _ => return first_match.map(|i| &self.entries[i]),
+            }
+        }
     }
     /// The entry of the zone with this apex, if served.
     pub fn get(&self, apex: &Name) -> Option<&ZoneEntry> {
