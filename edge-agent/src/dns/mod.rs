@@ -137,3 +137,6 @@ fn error_response(packet: &[u8], question_end: Option<usize>, rcode: u16, out: &
     out[4..6].copy_from_slice(&1u16.to_be_bytes());
     end
 }
+
+#[cfg(test)]
+mod tests;

@@ -358,7 +358,7 @@ mod tests {
         .unwrap();
         let len = w.finish();
         // owner pointer (2) + fixed (10) + "ns1" label (4) + pointer (2)
-        assert_eq!(len, 12 + 18 + 4 + 2 + 10 + 4 + 2);
+        assert_eq!(len, 12 + 18 + 2 + 10 + 4 + 2);
     }
 
     #[test]

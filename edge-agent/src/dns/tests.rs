@@ -1,0 +1,319 @@
+//! Behaviour tests of the answer core on zones built in memory.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::query::{FLAG_AA, FLAG_TC, rcode};
+use super::{Transport, respond};
+use crate::zone::rr::rtype;
+use crate::zone::{Name, ZoneBuilder, ZoneEntry, ZoneSet};
+
+fn wire(name: &str) -> Vec<u8> {
+    Name::parse(name).unwrap().as_wire().to_vec()
+}
+
+fn soa_rdata() -> Vec<u8> {
+    let mut r = wire("ns1.example.test.");
+    r.extend(wire("admin.example.test."));
+    for v in [1u32, 3600, 600, 86400, 300] {
+        r.extend(v.to_be_bytes());
+    }
+    r
+}
+
+fn mx(pref: u16, name: &str) -> Vec<u8> {
+    let mut r = pref.to_be_bytes().to_vec();
+    r.extend(wire(name));
+    r
+}
+
+fn zone_set() -> ZoneSet {
+    let apex = Name::parse("example.test.").unwrap();
+    let mut b = ZoneBuilder::new(&apex);
+    let file = Path::new("test.zone");
+    let mut add = |owner: &str, code: u16, ttl: u32, data: Vec<u8>| {
+        b.add(&wire(owner), 1, code, ttl, &data, file, 1).unwrap();
+    };
+    add("example.test.", rtype::SOA, 3600, soa_rdata());
+    add("example.test.", rtype::NS, 3600, wire("ns1.example.test."));
+    add(
+        "example.test.",
+        rtype::MX,
+        3600,
+        mx(10, "mail.example.test."),
+    );
+    add("ns1.example.test.", rtype::A, 3600, vec![192, 0, 2, 1]);
+    add("mail.example.test.", rtype::A, 3600, vec![192, 0, 2, 2]);
+    add("www.example.test.", rtype::A, 300, vec![192, 0, 2, 3]);
+    add(
+        "alias.example.test.",
+        rtype::CNAME,
+        300,
+        wire("www.example.test."),
+    );
+    add(
+        "out.example.test.",
+        rtype::CNAME,
+        300,
+        wire("www.elsewhere.test."),
+    );
+    add(
+        "loop1.example.test.",
+        rtype::CNAME,
+        300,
+        wire("loop2.example.test."),
+    );
+    add(
+        "loop2.example.test.",
+        rtype::CNAME,
+        300,
+        wire("loop1.example.test."),
+    );
+    add("*.wild.example.test.", rtype::A, 300, vec![192, 0, 2, 9]);
+    add("x.y.wild.example.test.", rtype::A, 300, vec![192, 0, 2, 10]);
+    add(
+        "sub.example.test.",
+        rtype::NS,
+        3600,
+        wire("ns.sub.example.test."),
+    );
+    add("sub.example.test.", rtype::NS, 3600, wire("ns.other.test."));
+    add("sub.example.test.", rtype::DS, 3600, vec![0, 1, 8, 2, 0xaa]);
+    add("ns.sub.example.test.", rtype::A, 3600, vec![192, 0, 2, 53]);
+    add(
+        "dn.example.test.",
+        rtype::DNAME,
+        300,
+        wire("www.example.test."),
+    );
+    for i in 0..40u8 {
+        add("many.example.test.", rtype::A, 300, vec![198, 51, 100, i]);
+    }
+    let zone = b.finish().unwrap();
+    ZoneSet::new(
+        vec![ZoneEntry {
+            zone: Arc::new(zone),
+            stats: Arc::default(),
+        }],
+        Arc::default(),
+    )
+}
+
+fn query(name: &str, qtype: u16, edns: Option<(u16, u8)>) -> Vec<u8> {
+    let mut p = vec![
+        0xab,
+        0xcd,
+        0x01,
+        0x00,
+        0,
+        1,
+        0,
+        0,
+        0,
+        0,
+        0,
+        u8::from(edns.is_some()),
+    ];
+    // Keep the case as given so echoing can be checked.
+    let mut out = Vec::new();
+    for label in name.trim_end_matches('.').split('.') {
+        out.push(label.len() as u8);
+        out.extend(label.as_bytes());
+    }
+    out.push(0);
+    p.extend(out);
+    p.extend(qtype.to_be_bytes());
+    p.extend(1u16.to_be_bytes());
+    if let Some((size, version)) = edns {
+        p.extend([0, 0, 41]);
+        p.extend(size.to_be_bytes());
+        p.extend([0, version, 0, 0, 0, 0]);
+    }
+    p
+}
+
+struct Reply {
+    bytes: Vec<u8>,
+}
+
+impl Reply {
+    fn flags(&self) -> u16 {
+        u16::from_be_bytes([self.bytes[2], self.bytes[3]])
+    }
+    fn rcode(&self) -> u16 {
+        self.flags() & 0xf
+    }
+    fn count(&self, i: usize) -> u16 {
+        u16::from_be_bytes([self.bytes[4 + 2 * i], self.bytes[5 + 2 * i]])
+    }
+    fn answers(&self) -> u16 {
+        self.count(1)
+    }
+    fn authority(&self) -> u16 {
+        self.count(2)
+    }
+    fn additional(&self) -> u16 {
+        self.count(3)
+    }
+}
+
+fn ask(zones: &ZoneSet, packet: &[u8], transport: Transport) -> Option<Reply> {
+    let mut out = vec![0u8; 65535];
+    let len = respond(packet, transport, zones, &mut out)?;
+    out.truncate(len);
+    Some(Reply { bytes: out })
+}
+
+fn udp(zones: &ZoneSet, name: &str, qtype: u16) -> Reply {
+    ask(zones, &query(name, qtype, Some((1232, 0))), Transport::Udp).unwrap()
+}
+
+#[test]
+fn exact_match_is_authoritative_and_echoes_question_case() {
+    let zones = zone_set();
+    let r = udp(&zones, "WwW.Example.TEST.", rtype::A);
+    assert_eq!(r.rcode(), rcode::NOERROR);
+    assert_ne!(r.flags() & FLAG_AA, 0);
+    assert_eq!(r.answers(), 1);
+    assert_eq!(&r.bytes[13..16], b"WwW");
+    assert_eq!(
+        &r.bytes[r.bytes.len() - 11 - 4..r.bytes.len() - 11],
+        &[192, 0, 2, 3]
+    );
+    assert_eq!(
+        zones.entries()[0]
+            .stats
+            .queries
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+}
+
+#[test]
+fn missing_name_is_nxdomain_with_soa_at_negative_ttl() {
+    let zones = zone_set();
+    let r = udp(&zones, "nope.example.test.", rtype::A);
+    assert_eq!(r.rcode(), rcode::NXDOMAIN);
+    assert_eq!((r.answers(), r.authority()), (0, 1));
+    // SOA TTL 3600, MINIMUM 300: the negative TTL is 300.
+    let needle = 300u32.to_be_bytes();
+    assert!(r.bytes.windows(4).any(|w| w == needle));
+}
+
+#[test]
+fn existing_name_without_the_type_is_nodata() {
+    let zones = zone_set();
+    let r = udp(&zones, "www.example.test.", rtype::AAAA);
+    assert_eq!(
+        (r.rcode(), r.answers(), r.authority()),
+        (rcode::NOERROR, 0, 1)
+    );
+}
+
+#[test]
+fn cname_chain_is_followed_inside_the_zone() {
+    let zones = zone_set();
+    let r = udp(&zones, "alias.example.test.", rtype::A);
+    assert_eq!((r.rcode(), r.answers()), (rcode::NOERROR, 2));
+    let r = udp(&zones, "out.example.test.", rtype::A);
+    assert_eq!((r.rcode(), r.answers()), (rcode::NOERROR, 1));
+}
+
+#[test]
+fn cname_loop_stops() {
+    let zones = zone_set();
+    let r = udp(&zones, "loop1.example.test.", rtype::A);
+    assert_eq!((r.rcode(), r.answers()), (rcode::NOERROR, 2));
+}
+
+#[test]
+fn wildcard_synthesises_but_not_below_existing_names() {
+    let zones = zone_set();
+    let r = udp(&zones, "a.b.wild.example.test.", rtype::A);
+    assert_eq!((r.rcode(), r.answers()), (rcode::NOERROR, 1));
+    // y.wild exists as an empty non-terminal: no wildcard match below it.
+    let r = udp(&zones, "z.y.wild.example.test.", rtype::A);
+    assert_eq!(r.rcode(), rcode::NXDOMAIN);
+    let r = udp(&zones, "y.wild.example.test.", rtype::A);
+    assert_eq!((r.rcode(), r.answers()), (rcode::NOERROR, 0));
+}
+
+#[test]
+fn delegation_gives_referral_with_glue_and_ds_is_authoritative() {
+    let zones = zone_set();
+    let r = udp(&zones, "host.sub.example.test.", rtype::A);
+    assert_eq!(r.rcode(), rcode::NOERROR);
+    assert_eq!(r.flags() & FLAG_AA, 0);
+    assert_eq!((r.answers(), r.authority()), (0, 2));
+    assert_eq!(r.additional(), 2, "glue A + OPT");
+    let r = udp(&zones, "sub.example.test.", rtype::DS);
+    assert_ne!(r.flags() & FLAG_AA, 0);
+    assert_eq!(r.answers(), 1);
+}
+
+#[test]
+fn dname_synthesises_a_cname() {
+    let zones = zone_set();
+    let r = udp(&zones, "x.dn.example.test.", rtype::A);
+    // DNAME + synthesised CNAME; x.www.example.test. does not exist.
+    assert_eq!(r.answers(), 2);
+    assert_eq!(r.rcode(), rcode::NXDOMAIN);
+}
+
+#[test]
+fn large_rrset_without_edns_is_truncated() {
+    let zones = zone_set();
+    let r = ask(
+        &zones,
+        &query("many.example.test.", rtype::A, None),
+        Transport::Udp,
+    )
+    .unwrap();
+    assert_ne!(r.flags() & FLAG_TC, 0);
+    assert!(r.bytes.len() <= 512);
+    let r = ask(
+        &zones,
+        &query("many.example.test.", rtype::A, None),
+        Transport::Tcp,
+    )
+    .unwrap();
+    assert_eq!((r.flags() & FLAG_TC, r.answers()), (0, 40));
+}
+
+#[test]
+fn outside_our_zones_is_refused() {
+    let zones = zone_set();
+    let r = udp(&zones, "www.other.test.", rtype::A);
+    assert_eq!((r.rcode(), r.flags() & FLAG_AA), (rcode::REFUSED, 0));
+}
+
+#[test]
+fn edns_version_1_is_badvers() {
+    let zones = zone_set();
+    let r = ask(
+        &zones,
+        &query("www.example.test.", rtype::A, Some((1232, 1))),
+        Transport::Udp,
+    )
+    .unwrap();
+    assert_eq!(r.rcode(), 0);
+    assert_eq!(r.answers(), 0);
+    // OPT: extended RCODE 1 => BADVERS (16).
+    let opt = &r.bytes[r.bytes.len() - 11..];
+    assert_eq!((opt[2], opt[5]), (41, 1));
+}
+
+#[test]
+fn responses_are_ignored() {
+    let zones = zone_set();
+    let mut p = query("www.example.test.", rtype::A, None);
+    p[2] |= 0x80;
+    assert!(ask(&zones, &p, Transport::Udp).is_none());
+}
+
+#[test]
+fn mx_answer_carries_target_address() {
+    let zones = zone_set();
+    let r = udp(&zones, "example.test.", rtype::MX);
+    assert_eq!((r.answers(), r.additional()), (1, 2));
+}
