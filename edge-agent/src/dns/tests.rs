@@ -317,3 +317,138 @@ fn mx_answer_carries_target_address() {
     let r = udp(&zones, "example.test.", rtype::MX);
     assert_eq!((r.answers(), r.additional()), (1, 2));
 }
+
+/// Decodes a possibly compressed name at `pos`, checking every pointer goes
+/// backwards; returns the lowercase uncompressed name and the end offset.
+fn decode_name(msg: &[u8], mut pos: usize) -> Option<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let mut end = None;
+    for _ in 0..128 {
+        let len = *msg.get(pos)?;
+        if len & 0xc0 == 0xc0 {
+            let target = usize::from(u16::from_be_bytes([len & 0x3f, *msg.get(pos + 1)?]));
+            if target >= pos {
+                return None;
+            }
+            end.get_or_insert(pos + 2);
+            pos = target;
+            continue;
+        }
+        let n = usize::from(len);
+        out.push(len);
+        out.extend(msg.get(pos + 1..pos + 1 + n)?.to_ascii_lowercase());
+        pos += 1 + n;
+        if n == 0 {
+            return Some((out, end.unwrap_or(pos)));
+        }
+    }
+    None
+}
+
+/// Walks every section of a response; returns the records as (owner, type,
+/// rdata length) or None when the message is malformed.
+fn walk(msg: &[u8]) -> Option<Vec<(Vec<u8>, u16)>> {
+    let count = |i: usize| usize::from(u16::from_be_bytes([msg[4 + 2 * i], msg[5 + 2 * i]]));
+    let mut pos = 12;
+    for _ in 0..count(0) {
+        pos = decode_name(msg, pos)?.1 + 4;
+    }
+    let mut records = Vec::new();
+    for _ in 0..count(1) + count(2) + count(3) {
+        let (owner, end) = decode_name(msg, pos)?;
+        let fixed = msg.get(end..end + 10)?;
+        let code = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        if let Some(layout) = crate::zone::rr::name_layout(code) {
+            let mut at = end + 10 + layout.prefix;
+            for _ in 0..layout.names {
+                at = decode_name(msg, at)?.1;
+            }
+            if at > end + 10 + rdlen {
+                return None;
+            }
+        }
+        pos = end + 10 + rdlen;
+        records.push((owner, code));
+    }
+    (pos == msg.len()).then_some(records)
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn label() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("www".to_string()),
+            Just("WwW".to_string()),
+            Just("*".to_string()),
+            Just("wild".to_string()),
+            Just("sub".to_string()),
+            Just("dn".to_string()),
+            Just("many".to_string()),
+            Just("loop1".to_string()),
+            Just("alias".to_string()),
+            "[a-zA-Z0-9-]{1,12}",
+        ]
+    }
+
+    fn qname() -> impl Strategy<Value = String> {
+        (proptest::collection::vec(label(), 0..4), any::<bool>()).prop_map(|(labels, ours)| {
+            let mut name = labels.join(".");
+            if !name.is_empty() {
+                name.push('.');
+            }
+            name.push_str(if ours { "Example.Test." } else { "other.test." });
+            name
+        })
+    }
+
+    fn qtype() -> impl Strategy<Value = u16> {
+        prop_oneof![
+            Just(rtype::A),
+            Just(rtype::AAAA),
+            Just(rtype::NS),
+            Just(rtype::SOA),
+            Just(rtype::MX),
+            Just(rtype::CNAME),
+            Just(rtype::DS),
+            Just(rtype::ANY),
+            Just(rtype::DNAME),
+            any::<u16>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_answer_is_well_formed_and_echoes_the_question(
+            name in qname(),
+            code in qtype(),
+            edns in proptest::option::of((0u16..5000, 0u8..2)),
+            tcp in any::<bool>(),
+        ) {
+            let zones = zone_set();
+            let packet = query(&name, code, edns);
+            let transport = if tcp { Transport::Tcp } else { Transport::Udp };
+            let reply = ask(&zones, &packet, transport).expect("a query gets an answer");
+            prop_assert_eq!(&reply.bytes[..2], &packet[..2]);
+            let question_len = packet.len() - if edns.is_some() { 11 } else { 0 };
+            prop_assert_eq!(&reply.bytes[12..question_len], &packet[12..question_len]);
+            let limit = match (tcp, edns) {
+                (true, _) => 65535,
+                (false, None) => 512,
+                (false, Some((size, _))) => usize::from(size.clamp(512, 1232)),
+            };
+            prop_assert!(reply.bytes.len() <= limit);
+            prop_assert!(walk(&reply.bytes).is_some(), "malformed response {:?}", reply.bytes);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let zones = zone_set();
+            if let Some(reply) = ask(&zones, &data, Transport::Udp) {
+                prop_assert!(reply.bytes.len() >= 12 && reply.bytes.len() <= 1232);
+            }
+        }
+    }
+}
