@@ -7,7 +7,7 @@ mod answer;
 pub mod query;
 pub mod writer;
 
-use query::{FLAG_CD, FLAG_QR, FLAG_RD, Query, Reject, opcode, rcode};
+use query::{FLAG_QR, FLAG_RD, Query, Reject, opcode, rcode};
 use writer::Writer;
 
 use crate::zone::ZoneSet;
@@ -43,13 +43,21 @@ pub fn respond(
             question_end,
         }) => {
             zones.unmatched.record_error(rcode);
+            // Over TCP a message whose question cannot be read gets no answer
+            // (the connection is closed), as Knot does; over UDP, FORMERR.
+            if transport == Transport::Tcp
+                && question_end.is_none()
+                && rcode == query::rcode::FORMERR
+            {
+                return None;
+            }
             return Some(error_response(packet, question_end, rcode, out));
         }
     };
     let _ = question_end;
     let limit = size_limit(&query, transport, zones.udp_payload, out.len());
     let mut w = Writer::new(out, limit);
-    let flags = FLAG_QR | (query.flags & (0x7800 | FLAG_RD | FLAG_CD));
+    let flags = FLAG_QR | (query.flags & (0x7800 | FLAG_RD));
     // A 12-byte header and a question of at most 259 bytes always fit in 512.
     w.header(query.id, flags).ok()?;
     w.question(query.qname(), query.qtype, query.qclass).ok()?;
@@ -80,23 +88,20 @@ pub fn respond(
     Some(finish(w, &query, rcode, zones.udp_payload))
 }
 
-/// Decides queries that are not looked up in a zone: other opcodes, classes
-/// and meta types. `None` means: look it up.
+/// Decides queries that are not looked up in a zone: NOTIFY, other classes
+/// and zone transfers. `None` means: look it up. Meta types other than the
+/// transfer types get NODATA from the lookup, as NSD and Knot give.
 fn classify(query: &Query, transport: Transport) -> Option<u16> {
     if query.opcode == opcode::NOTIFY {
-        // Secondary zones (and so NOTIFY) are not configured.
+        // No zone is a secondary here, so no NOTIFY is expected.
+        return Some(rcode::NOTAUTH);
+    }
+    if query.qclass != class::IN && query.qclass != class::ANY {
         return Some(rcode::REFUSED);
     }
-    if query.qclass != class::IN {
-        return Some(rcode::REFUSED);
-    }
-    match query.qtype {
-        rtype::AXFR | rtype::IXFR => Some(match transport {
-            Transport::Udp => rcode::FORMERR,
-            Transport::Tcp => rcode::REFUSED,
-        }),
-        rtype::OPT | rtype::TSIG | rtype::TKEY => Some(rcode::FORMERR),
-        rtype::MAILA | rtype::MAILB => Some(rcode::NOTIMP),
+    match (query.qtype, transport) {
+        (rtype::AXFR, Transport::Udp) => Some(rcode::NOTIMP),
+        (rtype::AXFR | rtype::IXFR, _) => Some(rcode::REFUSED),
         _ => None,
     }
 }
@@ -125,7 +130,7 @@ fn finish(mut w: Writer<'_>, query: &Query, rcode: u16, our_payload: u16) -> usi
 /// A header-only (or header + question) error response.
 fn error_response(packet: &[u8], question_end: Option<usize>, rcode: u16, out: &mut [u8]) -> usize {
     let flags = u16::from_be_bytes([packet[2], packet[3]]);
-    let flags = FLAG_QR | (flags & (0x7800 | FLAG_RD | FLAG_CD)) | (rcode & 0xf);
+    let flags = FLAG_QR | (flags & (0x7800 | FLAG_RD)) | (rcode & 0xf);
     out[..2].copy_from_slice(&packet[..2]);
     out[2..4].copy_from_slice(&flags.to_be_bytes());
     out[4..12].fill(0);
