@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod dns;
+pub mod logging;
 pub mod serve;
 pub mod stats;
 pub mod zone;
