@@ -190,7 +190,10 @@ impl<'z> Resolution<'z> {
             .find(|set| set.rtype != rtype::RRSIG)
             .copied();
         match chosen {
-            Some(set) => self.rrset(Section::Answer, owner, &set, w)?,
+            Some(set) => {
+                self.rrset(Section::Answer, owner, &set, w)?;
+                self.additional_for(&set, w)?;
+            }
             None => self.negative(w)?,
         }
         Ok(rcode::NOERROR)
@@ -208,7 +211,9 @@ impl<'z> Resolution<'z> {
             return Ok(rcode::SERVFAIL);
         };
         self.rrset(Section::Authority, owner, ns, w)?;
+        // DS (a signed delegation) only when the zone is signed and asked.
         if self.dnssec_ok
+            && zone.rrset(zone.apex_id(), rtype::DNSKEY).is_some()
             && let Some(ds) = zone.rrset(cut, rtype::DS)
         {
             self.rrset(Section::Authority, owner, ds, w)?;
@@ -245,6 +250,10 @@ impl<'z> Resolution<'z> {
         synthesised[prefix.len()..prefix.len() + target.len()].copy_from_slice(target);
         let new_name = &synthesised[..prefix.len() + target.len()];
         w.record(Section::Answer, qname, rtype::CNAME, set.ttl, new_name)?;
+        if self.qtype == rtype::CNAME {
+            // The synthesised CNAME is the answer asked for.
+            return Ok(Step::Done(rcode::NOERROR));
+        }
         Ok(Step::Follow(Target::new(new_name)))
     }
 

@@ -101,7 +101,8 @@ fn classify(query: &Query, transport: Transport) -> Option<u16> {
     }
     match (query.qtype, transport) {
         (rtype::AXFR, Transport::Udp) => Some(rcode::NOTIMP),
-        (rtype::AXFR | rtype::IXFR, _) => Some(rcode::REFUSED),
+        // No zone allows transfers yet: not authoritative for transfers.
+        (rtype::AXFR | rtype::IXFR, _) => Some(rcode::NOTAUTH),
         _ => None,
     }
 }

@@ -73,7 +73,13 @@ impl ZoneBuilder {
     pub fn reserve(&mut self, records: usize, names: usize) {
         self.pending.reserve(records);
         self.nodes.reserve(names);
-        self.index.reserve(names, |_| 0);
+        let hasher = &self.hasher;
+        let (all_names, nodes) = (&self.names, &self.nodes);
+        self.index.reserve(names, |&id| {
+            let node = &nodes[id as usize];
+            let start = node.name_offset as usize;
+            hasher.hash_one(&all_names[start..start + usize::from(node.name_len)])
+        });
         self.names.reserve(names * 16);
         self.rdata.reserve(records * 8);
     }

@@ -25,12 +25,44 @@ pub struct LoadError {
     pub problems: Vec<String>,
 }
 
-/// Loads a zone from an RFC 1035 master file.
+/// Loads a zone from an RFC 1035 master file: parse, build, check. Records
+/// outside the zone and every check failure are reported with `file:line`.
 pub fn load_zone(apex: &Name, path: &Path) -> Result<Zone, LoadError> {
-    let _ = path;
-    Err(LoadError {
-        problems: vec![format!("{}: zone loading is not available yet", apex)],
-    })
+    let options = master::MasterOptions::new(apex);
+    let mut builder = ZoneBuilder::new(apex);
+    if let Ok(meta) = std::fs::metadata(path) {
+        // About 32 bytes of text per record and 1.9 records per name in
+        // typical zones: reserving avoids regrowing the big arrays.
+        let records = (meta.len() / 32) as usize;
+        builder.reserve(records, records / 2);
+    }
+    let mut problems = Vec::new();
+    let parsed = master::parse_file(path, &options, &mut |record| {
+        if let Err(message) = builder.add(
+            record.owner,
+            record.class,
+            record.rtype,
+            record.ttl,
+            record.rdata,
+            record.file,
+            record.line,
+        ) && problems.len() < 50
+        {
+            problems.push(format!(
+                "{}:{}: {message}",
+                record.file.display(),
+                record.line
+            ));
+        }
+        Ok(())
+    });
+    if let Err(error) = parsed {
+        problems.push(error.to_string());
+    }
+    if !problems.is_empty() {
+        return Err(LoadError { problems });
+    }
+    builder.finish().map_err(|problems| LoadError { problems })
 }
 
 /// A zone served by the agent together with its counters.
