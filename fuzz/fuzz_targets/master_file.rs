@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
     };
     let mut builder = ZoneBuilder::new(&apex);
     let result = parse_bytes(data, Path::new("fuzz.zone"), None, &options, &mut |r| {
-        builder.add(r.owner, r.class, r.rtype, r.ttl, r.rdata, r.file, r.line)
+        builder.add(r)
     });
     if result.is_ok() {
         let _ = builder.finish();

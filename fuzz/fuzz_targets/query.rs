@@ -25,7 +25,7 @@ fn zones() -> &'static ZoneSet {
         };
         let file = Path::new("example.test.zone");
         parse_bytes(ZONE, file, None, &options, &mut |r| {
-            builder.add(r.owner, r.class, r.rtype, r.ttl, r.rdata, r.file, r.line)
+            builder.add(r)
         })
         .expect("lab zone parses");
         let zone = builder.finish().expect("lab zone builds");

@@ -79,6 +79,8 @@ struct Resolution<'z> {
 }
 
 /// What a step of the resolution decided.
+// The large variant is deliberate: boxing it would allocate on the query path.
+#[allow(clippy::large_enum_variant)]
 enum Step {
     /// Stop with this RCODE.
     Done(u16),

@@ -32,7 +32,17 @@ fn zone_set() -> ZoneSet {
     let mut b = ZoneBuilder::new(&apex);
     let file = Path::new("test.zone");
     let mut add = |owner: &str, code: u16, ttl: u32, data: Vec<u8>| {
-        b.add(&wire(owner), 1, code, ttl, &data, file, 1).unwrap();
+        let owner = wire(owner);
+        let record = crate::zone::master::MasterRecord {
+            owner: &owner,
+            class: 1,
+            rtype: code,
+            ttl,
+            rdata: &data,
+            file,
+            line: 1,
+        };
+        b.add(&record).unwrap();
     };
     add("example.test.", rtype::SOA, 3600, soa_rdata());
     add("example.test.", rtype::NS, 3600, wire("ns1.example.test."));

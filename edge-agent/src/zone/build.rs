@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use hashbrown::{DefaultHashBuilder, HashTable};
 use tracing::warn;
 
+use super::master::MasterRecord;
 use super::model::{
     self, FLAG_APEX, FLAG_CNAME, FLAG_CUT, FLAG_DNAME, FLAG_WILDCARD_CHILD, NO_NODE, Node, NodeId,
     RRset, Zone,
@@ -87,16 +88,16 @@ impl ZoneBuilder {
     /// Adds one record. Records outside the zone, of a class other than IN,
     /// or of a meta type are reported as problems (returned as `Err` so a
     /// caller can attach its own location) and not stored.
-    pub fn add(
-        &mut self,
-        owner: &[u8],
-        class: u16,
-        code: u16,
-        ttl: u32,
-        rdata: &[u8],
-        file: &Path,
-        line: u32,
-    ) -> Result<(), String> {
+    pub fn add(&mut self, record: &MasterRecord<'_>) -> Result<(), String> {
+        let MasterRecord {
+            owner,
+            class,
+            rtype: code,
+            ttl,
+            rdata,
+            file,
+            line,
+        } = *record;
         if !name::is_subdomain(owner, self.apex.as_wire()) {
             return Err(format!(
                 "out-of-zone record {} (zone is {})",

@@ -38,15 +38,8 @@ pub fn load_zone(apex: &Name, path: &Path) -> Result<Zone, LoadError> {
     }
     let mut problems = Vec::new();
     let parsed = master::parse_file(path, &options, &mut |record| {
-        if let Err(message) = builder.add(
-            record.owner,
-            record.class,
-            record.rtype,
-            record.ttl,
-            record.rdata,
-            record.file,
-            record.line,
-        ) && problems.len() < 50
+        if let Err(message) = builder.add(record)
+            && problems.len() < 50
         {
             problems.push(format!(
                 "{}:{}: {message}",
