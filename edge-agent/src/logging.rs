@@ -30,6 +30,9 @@ pub fn init() -> LogTarget {
     if stderr_is_journal() {
         match tracing_journald::layer() {
             Ok(layer) => {
+                // Plain field names (`ZONE=example.test.`), for `journalctl ZONE=…`;
+                // none of ours clashes with the journal's own fields.
+                let layer = layer.with_field_prefix(None);
                 // Ignored error: a subscriber is already installed, which is fine.
                 let _ = tracing_subscriber::registry()
                     .with(filter())
