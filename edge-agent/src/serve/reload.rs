@@ -190,9 +190,11 @@ impl Reloader {
             previous.unmatched.clone(),
         );
         let set = set.with_udp_payload(self.config.server.udp_payload);
+        let set = Arc::new(set);
+        self.zones.store(set.clone());
+        // Logged once published: "zone loaded" means it is being served.
         reports.iter().for_each(log_report);
         log_summary(&set, self.config.zones.len());
-        self.zones.store(Arc::new(set));
     }
 }
 
