@@ -150,7 +150,7 @@ fn check(path: &Path) -> ExitCode {
                 records,
                 elapsed,
             } => println!(
-                "zone {}: serial {serial}, {records} records, loaded in {:.1} ms ({file})",
+                "zone {}: serial {serial}, {records} records, loaded in {:.2} ms ({file})",
                 report.name,
                 elapsed.as_secs_f64() * 1000.0
             ),
@@ -168,7 +168,7 @@ fn check(path: &Path) -> ExitCode {
         eprintln!("{failed} of {} zone(s) failed to load", reports.len());
         return ExitCode::from(EXIT_CONFIG);
     }
-    println!("all {} zone(s) loaded in {elapsed_ms:.1} ms", reports.len());
+    println!("all {} zone(s) loaded in {elapsed_ms:.2} ms", reports.len());
     ExitCode::SUCCESS
 }
 

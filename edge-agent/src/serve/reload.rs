@@ -103,8 +103,8 @@ pub fn log_report(report: &ZoneReport) {
             records,
             elapsed,
         } => {
-            let load_ms = elapsed.as_secs_f64() * 1000.0;
-            tracing::info!(%zone, serial, records, load_ms, %file, "zone loaded");
+            let load_ms = format_args!("{:.3}", elapsed.as_secs_f64() * 1000.0);
+            tracing::info!(%zone, serial, records, %load_ms, %file, "zone loaded");
         }
         ZoneOutcome::Failed {
             error,
