@@ -116,10 +116,13 @@ impl ZoneBuilder {
         }
         let rdata_len =
             u16::try_from(rdata.len()).map_err(|_| "record data longer than 65535".to_string())?;
-        let node = if owner.iter().any(u8::is_ascii_uppercase) {
-            self.intern(&owner.to_ascii_lowercase())
-        } else {
-            self.intern(owner)
+        // Records of one owner usually come together: skip the hash probe.
+        let node = match self.pending.last() {
+            Some(last) if self.node_name(last.node) == owner => last.node,
+            _ if owner.iter().any(u8::is_ascii_uppercase) => {
+                self.intern(&owner.to_ascii_lowercase())
+            }
+            _ => self.intern(owner),
         };
         let file = self.file_index(file);
         let rdata_offset = u32::try_from(self.rdata.len())
@@ -239,18 +242,33 @@ impl ZoneBuilder {
     fn add_ancestors(&mut self) {
         let mut id = 1;
         let mut parent_name = Vec::with_capacity(name::MAX_NAME_LEN);
+        let mut last_parent = NO_NODE;
         while (id as usize) < self.nodes.len() {
             let node = self.nodes[id as usize];
             let start = node.name_offset as usize;
             let wire = &self.names[start..start + usize::from(node.name_len)];
             if let Some(step) = name::parent_offset(wire) {
-                parent_name.clear();
-                parent_name.extend_from_slice(&wire[step..]);
-                let parent = self.intern(&parent_name);
+                // Siblings usually follow each other: reuse the last parent.
+                let parent =
+                    if last_parent != NO_NODE && self.node_name(last_parent) == &wire[step..] {
+                        last_parent
+                    } else {
+                        parent_name.clear();
+                        parent_name.extend_from_slice(&wire[step..]);
+                        self.intern(&parent_name)
+                    };
                 self.nodes[id as usize].parent = parent;
+                last_parent = parent;
             }
             id += 1;
         }
+    }
+
+    /// The lowercase wire name of a node being built.
+    fn node_name(&self, id: NodeId) -> &[u8] {
+        let node = &self.nodes[id as usize];
+        let start = node.name_offset as usize;
+        &self.names[start..start + usize::from(node.name_len)]
     }
 
     /// Groups the sorted records into RRsets, removing duplicates, and lays
@@ -259,6 +277,7 @@ impl ZoneBuilder {
         let mut rrsets = Vec::with_capacity(self.pending.len());
         let mut rdata = Vec::with_capacity(self.rdata.len() + 2 * self.pending.len());
         let mut record_count = 0;
+        let mut kept: Vec<(usize, usize)> = Vec::new();
         let mut i = 0;
         while i < self.pending.len() {
             let first = self.pending[i];
@@ -270,7 +289,7 @@ impl ZoneBuilder {
                 end += 1;
             }
             let set_start = rdata.len();
-            let mut kept: Vec<(usize, usize)> = Vec::new();
+            kept.clear();
             for record in &self.pending[i..end] {
                 let data = &self.rdata[record.rdata_offset as usize
                     ..record.rdata_offset as usize + usize::from(record.rdata_len)];
@@ -366,24 +385,24 @@ impl ZoneBuilder {
         self.check_apex(zone);
         for id in 0..zone.nodes.len() as NodeId {
             let node = *zone.node(id);
-            let owner = display_wire(zone.node_name(id));
+            let owner = || display_wire(zone.node_name(id));
             if node.flags & FLAG_CNAME != 0 {
-                self.check_cname(zone, id, &owner);
+                self.check_cname(zone, id, &owner());
             }
-            if let Some(set) = zone.rrset(id, rtype::DNAME)
-                && set.count > 1
+            if zone
+                .rrset(id, rtype::DNAME)
+                .is_some_and(|set| set.count > 1)
             {
                 let at = self.record_location(id, rtype::DNAME);
-                self.problem(format!("{at}: more than one DNAME at {owner}"));
+                self.problem(format!("{at}: more than one DNAME at {}", owner()));
             }
-            if id != 0 {
-                if let Some(set) = zone.rrset(id, rtype::SOA) {
-                    let _ = set;
-                    let at = self.record_location(id, rtype::SOA);
-                    self.problem(format!("{at}: SOA record at {owner}, not at the apex"));
-                }
+            if id != 0 && zone.rrset(id, rtype::SOA).is_some() {
+                let at = self.record_location(id, rtype::SOA);
+                self.problem(format!("{at}: SOA record at {}, not at the apex", owner()));
             }
-            self.check_cut(zone, id, &node, &owner);
+            if node.guard != NO_NODE {
+                self.check_cut(zone, id, &node, &owner());
+            }
         }
     }
 
