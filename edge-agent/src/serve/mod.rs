@@ -454,10 +454,13 @@ fn run_worker<R: Responder>(
             return;
         }
     };
-    let result: io::Result<()> = runtime.block_on(async {
+    // A LocalSet: the UDP task keeps its batch headers (not Send) across
+    // awaits, and a worker never moves tasks between threads anyway.
+    let local = tokio::task::LocalSet::new();
+    let result: io::Result<()> = local.block_on(&runtime, async {
         for socket in sockets.udp {
             let socket = tokio::net::UdpSocket::from_std(socket)?;
-            tokio::spawn(udp::serve(socket, shared.clone()));
+            tokio::task::spawn_local(udp::serve(socket, shared.clone()));
         }
         for listener in sockets.tcp {
             let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -475,6 +478,7 @@ fn run_worker<R: Responder>(
         report.send(format!("cannot register its sockets: {e}"));
     }
     // Dropping the runtime here cancels the worker's tasks and closes its sockets.
+    drop(local);
 }
 
 /// Runs the daemon with `config` (read from `config_path`, re-read on SIGHUP)
