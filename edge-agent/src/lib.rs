@@ -13,4 +13,5 @@ pub mod dns;
 pub mod logging;
 pub mod serve;
 pub mod stats;
+pub mod xfr;
 pub mod zone;

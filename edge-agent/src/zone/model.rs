@@ -184,6 +184,17 @@ impl Zone {
         0..self.nodes.len() as NodeId
     }
 
+    /// Every record of the zone, as (owner, RRset, rdata), nodes in storage
+    /// order and RRsets by type. For transfers out and for the store.
+    pub fn iter_records(&self) -> impl Iterator<Item = (&[u8], &RRset, &[u8])> + '_ {
+        self.node_ids().flat_map(move |id| {
+            let owner = self.node_name(id);
+            self.rrsets(id)
+                .iter()
+                .flat_map(move |set| self.records(set).map(move |data| (owner, set, data)))
+        })
+    }
+
     /// The closest existing node to a lowercase wire name: the name itself or
     /// its nearest existing ancestor, with the offset in `lower_name` where
     /// that ancestor starts. The name must lie at or below the apex.
