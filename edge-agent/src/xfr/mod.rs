@@ -2,6 +2,8 @@
 //! the zone model. A transfer yields either a whole new zone (AXFR, or an
 //! IXFR answered with the full zone) or a list of differences (IXFR).
 
+pub mod refresh;
+
 use crate::zone::{Name, Zone};
 
 /// One resource record in uncompressed wire form. The owner is lowercase;
