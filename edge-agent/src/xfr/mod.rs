@@ -2,6 +2,7 @@
 //! the zone model. A transfer yields either a whole new zone (AXFR, or an
 //! IXFR answered with the full zone) or a list of differences (IXFR).
 
+pub mod outgoing;
 pub mod refresh;
 
 use crate::zone::{Name, Zone};

@@ -174,6 +174,17 @@ impl Zone {
         }
     }
 
+    /// The record of `set` starting `offset` bytes into its data (0 for the
+    /// first), with the offset of the one after it. For walks that resume
+    /// where they stopped, like transfers out.
+    pub fn record_at(&self, set: &RRset, offset: usize) -> Option<(&[u8], usize)> {
+        let start = set.rdata_offset as usize + offset;
+        let len_bytes = self.rdata.get(start..start + 2)?;
+        let len = usize::from(u16::from_be_bytes([len_bytes[0], len_bytes[1]]));
+        let data = self.rdata.get(start + 2..start + 2 + len)?;
+        Some((data, offset + 2 + len))
+    }
+
     /// Whether the node is the apex.
     pub fn is_apex(&self, id: NodeId) -> bool {
         id == 0
