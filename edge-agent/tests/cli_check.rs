@@ -1,8 +1,44 @@
-//! `edge-agent check`, `--help`, `--version` and argument errors, run as a user would.
+//! `edge-agent check`, `--help`, `--version` and argument errors, run as a user would;
+//! and how the server treats secondary zones while transfers are not built in.
 
 mod serve_support;
 
-use serve_support::{BROKEN_ZONE, TempDir, config_text, example_zone, run_agent};
+use serve_support::{
+    Agent, BROKEN_ZONE, PATIENCE, TempDir, config_text, example_zone, parse_response, qtype, query,
+    run_agent, udp_exchange,
+};
+
+/// A 33-byte TSIG secret, base64.
+const SECRET: &str = "ZWRnZWRucy10ZXN0LWtleS0wMTIzNDU2Nzg5YWJjZGVm";
+
+/// A config with a store, the key `xfr-key.` read from `keys/xfr.key`, the
+/// primary zone `example.test.` (from `example.test.zone`) that allows
+/// transfers and sends NOTIFY, and the secondary zone `ministry.test.`.
+fn secondary_config(dir: &TempDir) -> std::path::PathBuf {
+    dir.write("keys/xfr.key", &format!("{SECRET}\n"));
+    dir.write("example.test.zone", &example_zone(7));
+    let text = config_text("", &[("example.test.", "example.test.zone")])
+        + r#"allow_transfer = [ { address = "127.0.0.0/8", tsig = "xfr-key." } ]
+notify = [ "127.0.0.1:5401" ]
+
+[store]
+path = "db"
+
+[[tsig]]
+name = "xfr-key."
+algorithm = "hmac-sha256"
+secret_file = "keys/xfr.key"
+
+[[zone]]
+name = "ministry.test."
+masters = [ { address = "127.0.0.1:5400", tsig = "xfr-key." },
+            { address = "127.0.0.2:5400", tsig = "xfr-key." } ]
+notify_from = []
+allow_transfer = [ { address = "127.0.0.0/8", tsig = "xfr-key." } ]
+notify = [ "127.0.0.1:5401" ]
+"#;
+    dir.write("agent.toml", &text)
+}
 
 #[test]
 fn check_accepts_a_good_config_and_reports_each_zone() {
@@ -146,4 +182,113 @@ fn bad_arguments_exit_2_with_usage() {
     let (status, _, stderr) = run_agent(&[]);
     assert_eq!(status.code(), Some(2));
     assert!(stderr.contains("--config FILE is required"), "{stderr}");
+}
+
+#[test]
+fn check_accepts_a_secondary_zone_and_says_it_checked_only_its_configuration() {
+    let dir = TempDir::new("check-secondary");
+    let config = secondary_config(&dir);
+    let (status, stdout, stderr) =
+        run_agent(&["check", "--config", config.to_str().expect("utf-8 path")]);
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.contains(
+            "zone ministry.test.: secondary of 127.0.0.1:5400, 127.0.0.2:5400; configuration checked, nothing to load (transfers are not enabled in this build"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("zone example.test.: serial 7"), "{stdout}");
+    assert!(!dir.path("db").exists(), "check does not create the store");
+    assert!(!stdout.contains(SECRET) && !stderr.contains(SECRET));
+}
+
+#[test]
+fn check_refuses_hmac_sha1_with_its_reason() {
+    let dir = TempDir::new("check-sha1");
+    let text = format!(
+        "[server]\nlisten = [\"127.0.0.1:5300\"]\n[[tsig]]\nname = \"old.\"\nalgorithm = \"hmac-sha1\"\nsecret = \"{SECRET}\"\n"
+    );
+    let config = dir.write("agent.toml", &text);
+    let (status, _, stderr) =
+        run_agent(&["check", "--config", config.to_str().expect("utf-8 path")]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("agent.toml:5:13: [[tsig]] old.: algorithm hmac-sha1 is refused: RFC 8945"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_names_an_unknown_tsig_reference_and_a_missing_store() {
+    let dir = TempDir::new("check-unknown-key");
+    let text = "[server]\nlisten = [\"127.0.0.1:5300\"]\n[[zone]]\nname = \"ministry.test.\"\nmasters = [ { address = \"127.0.0.1:5400\", tsig = \"nokey.\" } ]\n";
+    let config = dir.write("agent.toml", text);
+    let (status, _, stderr) =
+        run_agent(&["check", "--config", config.to_str().expect("utf-8 path")]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("agent.toml:5:11: [[zone]] masters: secondary zones need a [store] table"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "agent.toml:5:50: [[zone]] ministry.test.: masters: tsig key \"nokey.\" is not defined by any [[tsig]] table"
+        ),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_names_an_unreadable_secret_file() {
+    let dir = TempDir::new("check-secret-file");
+    let text = "[server]\nlisten = [\"127.0.0.1:5300\"]\n[[tsig]]\nname = \"k.\"\nalgorithm = \"hmac-sha256\"\nsecret_file = \"keys/k.key\"\n";
+    let config = dir.write("agent.toml", text);
+    let (status, _, stderr) =
+        run_agent(&["check", "--config", config.to_str().expect("utf-8 path")]);
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    let wanted = format!(
+        "agent.toml:6:15: [[tsig]] k.: secret_file {}: cannot read:",
+        dir.path("keys/k.key").display()
+    );
+    assert!(stderr.contains(&wanted), "{stderr}");
+}
+
+#[test]
+fn a_secondary_zone_is_logged_and_not_served_while_transfers_are_not_built_in() {
+    let dir = TempDir::new("serve-secondary");
+    let config = secondary_config(&dir);
+    let agent = Agent::start(&config);
+    let log = agent.log();
+    assert!(
+        log.contains(
+            "secondary zones are configured but transfers are not enabled in this build; zone not served"
+        ) && log.contains("ministry.test."),
+        "{log}"
+    );
+    let answer = udp_exchange(
+        agent.address(),
+        &query(1, "ministry.test.", qtype::SOA),
+        PATIENCE,
+    )
+    .expect("answer");
+    assert_eq!(
+        parse_response(&answer).rcode,
+        5,
+        "REFUSED: the zone is not served"
+    );
+    let answer = udp_exchange(
+        agent.address(),
+        &query(2, "example.test.", qtype::SOA),
+        PATIENCE,
+    )
+    .expect("answer");
+    assert_eq!(
+        parse_response(&answer).rcode,
+        0,
+        "the primary zone is served"
+    );
 }
