@@ -30,7 +30,7 @@ fn zones() -> &'static ZoneSet {
         .expect("lab zone parses");
         let zone = builder.finish().expect("lab zone builds");
         ZoneSet::new(
-            vec![ZoneEntry { zone: Arc::new(zone), stats: Arc::default() }],
+            vec![ZoneEntry::primary(Arc::new(zone), Arc::default())],
             Arc::default(),
         )
     })

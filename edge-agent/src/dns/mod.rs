@@ -10,6 +10,9 @@ pub mod writer;
 use query::{FLAG_QR, FLAG_RD, Query, Reject, opcode, rcode};
 use writer::Writer;
 
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
 use crate::zone::ZoneSet;
 use crate::zone::rr::{class, rtype};
 
@@ -35,6 +38,18 @@ pub fn respond(
     zones: &ZoneSet,
     out: &mut [u8],
 ) -> Option<usize> {
+    respond_from(packet, transport, None, zones, out)
+}
+
+/// [`respond`] knowing the client's address (`peer`): NOTIFY is accepted
+/// only from a secondary zone's masters and `notify_from` addresses.
+pub fn respond_from(
+    packet: &[u8],
+    transport: Transport,
+    peer: Option<IpAddr>,
+    zones: &ZoneSet,
+    out: &mut [u8],
+) -> Option<usize> {
     let (query, question_end) = match query::parse_query(packet) {
         Ok(parsed) => parsed,
         Err(Reject::Ignore) => return None,
@@ -54,7 +69,6 @@ pub fn respond(
             return Some(error_response(packet, question_end, rcode, out));
         }
     };
-    let _ = question_end;
     let limit = size_limit(&query, transport, zones.udp_payload, out.len());
     let mut w = Writer::new(out, limit);
     let flags = FLAG_QR | (query.flags & (0x7800 | FLAG_RD));
@@ -68,12 +82,20 @@ pub fn respond(
             return Some(finish(w, &query, rcode::BADVERS, zones.udp_payload));
         }
     }
+    if query.opcode == opcode::NOTIFY {
+        let rcode = notify(&query, &packet[question_end..], peer, zones, &mut w);
+        return Some(finish(w, &query, rcode, zones.udp_payload));
+    }
     let rcode = match classify(&query, transport) {
         Some(rcode) => {
             zones.unmatched.record(query.qtype, rcode);
             rcode
         }
         None => match zones.find(query.lower_qname(), query.qtype) {
+            Some(entry) if entry.is_expired() => {
+                entry.stats.record(query.qtype, rcode::SERVFAIL);
+                rcode::SERVFAIL
+            }
             Some(entry) => {
                 let rcode = answer::answer(&entry.zone, &query, &mut w);
                 entry.stats.record(query.qtype, rcode);
@@ -92,10 +114,6 @@ pub fn respond(
 /// and zone transfers. `None` means: look it up. Meta types other than the
 /// transfer types get NODATA from the lookup, as NSD and Knot give.
 fn classify(query: &Query, transport: Transport) -> Option<u16> {
-    if query.opcode == opcode::NOTIFY {
-        // No zone is a secondary here, so no NOTIFY is expected.
-        return Some(rcode::NOTAUTH);
-    }
     if query.qclass != class::IN && query.qclass != class::ANY {
         return Some(rcode::REFUSED);
     }
@@ -105,6 +123,55 @@ fn classify(query: &Query, transport: Transport) -> Option<u16> {
         (rtype::AXFR | rtype::IXFR, _) => Some(rcode::NOTAUTH),
         _ => None,
     }
+}
+
+/// A NOTIFY (RFC 1996): accepted for a secondary zone from its masters and
+/// `notify_from` addresses; wakes the zone's refresh task with the serial
+/// the NOTIFY carried. `rest` is the message after the question.
+fn notify(
+    query: &Query,
+    rest: &[u8],
+    peer: Option<IpAddr>,
+    zones: &ZoneSet,
+    w: &mut Writer<'_>,
+) -> u16 {
+    let entry = zones
+        .find(query.lower_qname(), rtype::SOA)
+        .filter(|e| e.zone.apex().as_wire() == query.lower_qname());
+    let Some((entry, control)) = entry.and_then(|e| Some((e, e.secondary.as_ref()?))) else {
+        zones.unmatched.record(query.qtype, rcode::NOTAUTH);
+        return rcode::NOTAUTH;
+    };
+    if query.qtype != rtype::SOA {
+        entry.stats.record(query.qtype, rcode::FORMERR);
+        return rcode::FORMERR;
+    }
+    if !peer.is_some_and(|peer| control.may_notify(peer)) {
+        control.notifies_refused.fetch_add(1, Ordering::Relaxed);
+        entry.stats.record(query.qtype, rcode::REFUSED);
+        return rcode::REFUSED;
+    }
+    control.notify(notified_serial(rest));
+    entry.stats.record(query.qtype, rcode::NOERROR);
+    w.set_flags(w.flags() | query::FLAG_AA);
+    rcode::NOERROR
+}
+
+/// The serial of the SOA in a NOTIFY's answer section, if it has one. `rest`
+/// starts at the answer section; names may be compressed, so only the end of
+/// the record is used: the serial sits 20 bytes before it.
+fn notified_serial(rest: &[u8]) -> Option<u32> {
+    let end_of_owner = query::skip_name(rest, 0)?;
+    let fixed = rest.get(end_of_owner..end_of_owner + 10)?;
+    if u16::from_be_bytes([fixed[0], fixed[1]]) != rtype::SOA {
+        return None;
+    }
+    let rdlen = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+    let end = end_of_owner + 10 + rdlen;
+    let serial = rest.get(end.checked_sub(20)?..end.checked_sub(16)?)?;
+    Some(u32::from_be_bytes([
+        serial[0], serial[1], serial[2], serial[3],
+    ]))
 }
 
 /// The largest response allowed for this query.

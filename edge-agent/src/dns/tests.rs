@@ -101,10 +101,7 @@ fn zone_set() -> ZoneSet {
     }
     let zone = b.finish().unwrap();
     ZoneSet::new(
-        vec![ZoneEntry {
-            zone: Arc::new(zone),
-            stats: Arc::default(),
-        }],
+        vec![ZoneEntry::primary(Arc::new(zone), Arc::default())],
         Arc::default(),
     )
 }
@@ -460,5 +457,96 @@ mod properties {
                 prop_assert!(reply.bytes.len() >= 12 && reply.bytes.len() <= 1232);
             }
         }
+    }
+}
+
+mod secondaries {
+    use super::*;
+    use crate::dns::respond_from;
+    use crate::zone::SecondaryControl;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    const MASTER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+    const STRANGER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 99));
+
+    fn secondary_set() -> (ZoneSet, Arc<SecondaryControl>) {
+        let set = zone_set();
+        let control = Arc::new(SecondaryControl::new(vec![MASTER]));
+        let mut entry = set.entries()[0].clone();
+        entry.secondary = Some(control.clone());
+        (ZoneSet::new(vec![entry], Arc::default()), control)
+    }
+
+    fn notify_packet(serial: u32) -> Vec<u8> {
+        let mut p = query("example.test.", rtype::SOA, None);
+        p[2] = 0x20; // opcode 4
+        p[7] = 1; // ANCOUNT 1
+        p.extend([0xc0, 0x0c, 0, 6, 0, 1, 0, 0, 0, 60]);
+        let mut soa = soa_rdata();
+        let at = soa.len() - 20;
+        soa[at..at + 4].copy_from_slice(&serial.to_be_bytes());
+        p.extend((soa.len() as u16).to_be_bytes());
+        p.extend(soa);
+        p
+    }
+
+    fn ask_from(zones: &ZoneSet, packet: &[u8], peer: IpAddr) -> Reply {
+        let mut out = vec![0u8; 65535];
+        let len = respond_from(packet, Transport::Udp, Some(peer), zones, &mut out).unwrap();
+        out.truncate(len);
+        Reply { bytes: out }
+    }
+
+    #[test]
+    fn expired_secondary_answers_servfail_until_installed() {
+        let (zones, control) = secondary_set();
+        assert_eq!(
+            udp(&zones, "www.example.test.", rtype::A).rcode(),
+            rcode::SERVFAIL
+        );
+        control.set_expired(false);
+        assert_eq!(
+            udp(&zones, "www.example.test.", rtype::A).rcode(),
+            rcode::NOERROR
+        );
+    }
+
+    #[test]
+    fn notify_from_a_master_is_accepted_and_carries_its_serial() {
+        let (zones, control) = secondary_set();
+        let r = ask_from(&zones, &notify_packet(42), MASTER);
+        assert_eq!(r.rcode(), rcode::NOERROR);
+        assert_ne!(r.flags() & FLAG_AA, 0);
+        assert_eq!((r.flags() >> 11) & 0xf, 4, "opcode echoed");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(runtime.block_on(control.notified()), Some(42));
+    }
+
+    #[test]
+    fn notify_from_an_unlisted_address_is_refused() {
+        let (zones, control) = secondary_set();
+        let r = ask_from(&zones, &notify_packet(42), STRANGER);
+        assert_eq!(r.rcode(), rcode::REFUSED);
+        assert_eq!(
+            control
+                .notifies_refused
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        assert_eq!(
+            control
+                .notifies_accepted
+                .load(std::sync::atomic::Ordering::Relaxed),
+            0
+        );
+    }
+
+    #[test]
+    fn notify_for_a_primary_zone_is_notauth() {
+        let zones = zone_set();
+        let r = ask_from(&zones, &notify_packet(42), MASTER);
+        assert_eq!(r.rcode(), rcode::NOTAUTH);
     }
 }

@@ -12,6 +12,7 @@
 //! anything starts), loads the zones, starts the workers and then waits for
 //! signals: SIGHUP reloads the zones ([`reload`]), SIGTERM and SIGINT stop.
 
+pub mod catalog;
 pub mod reload;
 pub mod tcp;
 pub mod udp;
@@ -26,7 +27,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
+use std::net::IpAddr;
 use tokio::signal::unix::{SignalKind, signal};
+
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{Config, ServerConfig};
@@ -44,6 +47,19 @@ pub trait Responder: Send + Sync + 'static {
     /// Writes the response to `query` at the start of `out` and returns its
     /// length, or `None` to stay silent. Same contract as [`dns::respond`].
     fn respond(&self, query: &[u8], transport: Transport, out: &mut [u8]) -> Option<usize>;
+
+    /// [`Responder::respond`] knowing the client's address, which NOTIFY
+    /// needs (only listed masters may send one).
+    fn respond_from(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        peer: IpAddr,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let _ = peer;
+        self.respond(query, transport, out)
+    }
 }
 
 /// The production [`Responder`]: [`dns::respond`] over the current zone set.
@@ -64,6 +80,17 @@ impl Responder for ZoneResponder {
         // A lock-free load: no reference count is touched in the common case.
         let zones = self.zones.load();
         dns::respond(query, transport, &zones, out)
+    }
+
+    fn respond_from(
+        &self,
+        query: &[u8],
+        transport: Transport,
+        peer: IpAddr,
+        out: &mut [u8],
+    ) -> Option<usize> {
+        let zones = self.zones.load();
+        dns::respond_from(query, transport, Some(peer), &zones, out)
     }
 }
 

@@ -75,10 +75,7 @@ pub fn load_zones(
                     elapsed: started.elapsed(),
                 };
                 let stats = old.map_or_else(Arc::default, |entry| entry.stats.clone());
-                entries.push(ZoneEntry {
-                    zone: Arc::new(loaded),
-                    stats,
-                });
+                entries.push(ZoneEntry::primary(Arc::new(loaded), stats));
                 outcome
             }
             Err(error) => {

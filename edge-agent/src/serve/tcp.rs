@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -123,6 +124,7 @@ async fn serve_connection<R: Responder>(
     shared: &Shared<R>,
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
+    let peer = stream.peer_addr()?.ip();
     let timeout = shared.limits.idle_timeout;
     let mut input: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut output = Output::default();
@@ -138,7 +140,8 @@ async fn serve_connection<R: Responder>(
                 .limits
                 .max_queries_per_connection
                 .map(|max| max.saturating_sub(answered));
-            let frames = answer_frames(&input, &mut output, budget, shared.responder.as_ref());
+            let frames =
+                answer_frames(&input, &mut output, budget, shared.responder.as_ref(), peer);
             answered = answered.saturating_add(frames.answered);
             input.drain(..frames.consumed);
             if let Some(end) = frames.end {
@@ -236,6 +239,7 @@ fn answer_frames<R: Responder + ?Sized>(
     output: &mut Output,
     budget: Option<u32>,
     responder: &R,
+    peer: IpAddr,
 ) -> Frames {
     let mut frames = Frames::default();
     while output.unsent() < OUTPUT_HIGH_WATER {
@@ -255,7 +259,7 @@ fn answer_frames<R: Responder + ?Sized>(
         frames.answered += 1;
         let answered = ANSWER.with_borrow_mut(|answer| {
             let reply = responder
-                .respond(query, Transport::Tcp, answer)
+                .respond_from(query, Transport::Tcp, peer, answer)
                 .and_then(|n| answer.get(..n));
             match reply {
                 Some(reply) => {
@@ -334,6 +338,9 @@ impl Output {
 mod tests {
     use super::*;
 
+    /// The client address the tests pretend to be.
+    const LOCAL: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     /// Echoes the query with the QR bit set; ignores queries whose first byte is 0xff.
     struct Echo;
 
@@ -361,7 +368,7 @@ mod tests {
         let mut input = [frame(1, 12), frame(2, 20), frame(3, 12)].concat();
         input.truncate(input.len() - 1);
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, None, &Echo);
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL);
         assert_eq!(
             frames,
             Frames {
@@ -380,7 +387,7 @@ mod tests {
     fn unanswered_message_ends_reading_after_earlier_answers() {
         let input = [frame(1, 12), frame(0xff, 12), frame(3, 12)].concat();
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, None, &Echo);
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL);
         assert_eq!(
             frames,
             Frames {
@@ -396,7 +403,7 @@ mod tests {
     fn short_length_prefix_is_malformed() {
         let input = [frame(1, 12), vec![0, 3, 1, 2, 3]].concat();
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, None, &Echo);
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL);
         assert_eq!(
             frames,
             Frames {
@@ -411,7 +418,7 @@ mod tests {
     fn query_budget_stops_taking_frames() {
         let input = [frame(1, 12), frame(2, 12), frame(3, 12)].concat();
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, Some(2), &Echo);
+        let frames = answer_frames(&input, &mut output, Some(2), &Echo, LOCAL);
         assert_eq!(
             frames,
             Frames {
@@ -426,7 +433,7 @@ mod tests {
     fn output_high_water_stops_answering() {
         let input: Vec<u8> = (0..10).flat_map(|i| frame(i, 4000)).collect();
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, None, &Echo);
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL);
         assert_eq!(
             frames.answered, 5,
             "stops once past {OUTPUT_HIGH_WATER} unsent bytes"

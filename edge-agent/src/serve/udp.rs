@@ -64,7 +64,9 @@ pub(super) async fn serve<R: Responder>(socket: UdpSocket, shared: Arc<Shared<R>
             let Some(peer) = peer else { continue };
             let query = &queries[slot * QUERY_BUFFER..slot * QUERY_BUFFER + len];
             let out = &mut answers[slot * ANSWER_BUFFER..(slot + 1) * ANSWER_BUFFER];
-            if let Some(n) = shared.responder.respond(query, Transport::Udp, out)
+            if let Some(n) = shared
+                .responder
+                .respond_from(query, Transport::Udp, peer.ip(), out)
                 && n <= ANSWER_BUFFER
             {
                 outgoing.push((slot * ANSWER_BUFFER, n, SockAddr::from(peer)));

@@ -142,8 +142,9 @@ impl Refresh {
             self.pending_notify = true;
             return Action::Wait;
         }
+        // Due now; the caller's next `poll` starts the check.
         self.due = now;
-        self.poll(now)
+        Action::Check
     }
 
     /// The check succeeded: a new version (or the same one) with these

@@ -1,5 +1,6 @@
 //! Zone data: names, records, master-file loading and the lookup model.
 
+pub mod apply;
 pub mod build;
 pub mod master;
 pub mod model;
@@ -7,7 +8,9 @@ pub mod name;
 pub mod rdata_text;
 pub mod rr;
 
+use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hashbrown::HashMap;
 use std::sync::Arc;
@@ -65,6 +68,84 @@ pub struct ZoneEntry {
     pub zone: Arc<Zone>,
     /// Counters of this zone; they outlive versions (reloads keep them).
     pub stats: Arc<ZoneStats>,
+    /// For a secondary zone: its expiry flag and NOTIFY hook.
+    pub secondary: Option<Arc<SecondaryControl>>,
+}
+
+impl ZoneEntry {
+    /// The entry of a primary zone (loaded from a file).
+    pub fn primary(zone: Arc<Zone>, stats: Arc<ZoneStats>) -> ZoneEntry {
+        ZoneEntry {
+            zone,
+            stats,
+            secondary: None,
+        }
+    }
+
+    /// Whether the zone must be answered with SERVFAIL (a secondary that was
+    /// never transferred or is past its expire deadline).
+    pub fn is_expired(&self) -> bool {
+        self.secondary.as_ref().is_some_and(|s| s.is_expired())
+    }
+}
+
+/// What the query path knows of a secondary zone: whether it may be served,
+/// who may NOTIFY it, and how to wake its refresh task. Shared between the
+/// published zone sets and the zone's transfer task.
+#[derive(Debug, Default)]
+pub struct SecondaryControl {
+    expired: AtomicBool,
+    notifiers: Vec<IpAddr>,
+    wake: tokio::sync::Notify,
+    /// Serial of the last accepted NOTIFY, plus 1 << 32; 0 when none.
+    notified_serial: AtomicU64,
+    /// NOTIFYs accepted.
+    pub notifies_accepted: AtomicU64,
+    /// NOTIFYs refused (unlisted source).
+    pub notifies_refused: AtomicU64,
+}
+
+impl SecondaryControl {
+    /// Control for a zone that may be NOTIFYed by `notifiers` (its masters
+    /// and `notify_from`); starts expired until a version is installed.
+    pub fn new(notifiers: Vec<IpAddr>) -> SecondaryControl {
+        SecondaryControl {
+            expired: AtomicBool::new(true),
+            notifiers,
+            ..SecondaryControl::default()
+        }
+    }
+
+    /// Whether the zone is answered with SERVFAIL.
+    pub fn is_expired(&self) -> bool {
+        self.expired.load(Ordering::Relaxed)
+    }
+
+    /// Marks the zone servable or not.
+    pub fn set_expired(&self, expired: bool) {
+        self.expired.store(expired, Ordering::Relaxed);
+    }
+
+    /// Whether `peer` may send NOTIFY for this zone.
+    pub fn may_notify(&self, peer: IpAddr) -> bool {
+        self.notifiers.contains(&peer)
+    }
+
+    /// Records an accepted NOTIFY (with the SOA serial it carried, if any)
+    /// and wakes the refresh task. Never blocks; repeated NOTIFYs coalesce.
+    pub fn notify(&self, serial: Option<u32>) {
+        self.notifies_accepted.fetch_add(1, Ordering::Relaxed);
+        let value = serial.map_or(0, |s| (1u64 << 32) | u64::from(s));
+        self.notified_serial.store(value, Ordering::Relaxed);
+        self.wake.notify_one();
+    }
+
+    /// Waits for the next NOTIFY; returns the serial it carried, if any.
+    pub async fn notified(&self) -> Option<u32> {
+        self.wake.notified().await;
+        let value = self.notified_serial.swap(0, Ordering::Relaxed);
+        (value >> 32 == 1).then_some(value as u32)
+    }
 }
 
 /// The set of zones answered, published as a whole by an atomic pointer swap.
@@ -136,6 +217,16 @@ impl ZoneSet {
         let apex = apex.to_lowercase();
         self.entries.iter().find(|e| e.zone.apex() == &apex)
     }
+    /// A copy of this set with `zone` as the new version of the entry with
+    /// the same apex (counters and secondary control kept); `None` if no
+    /// entry has that apex. Costs one pointer copy per zone, not per record.
+    pub fn replacing(&self, zone: Arc<Zone>) -> Option<ZoneSet> {
+        let position = *self.by_apex.get(zone.apex().as_wire())?;
+        let mut entries = self.entries.clone();
+        entries[position].zone = zone;
+        Some(ZoneSet::new(entries, self.unmatched.clone()).with_udp_payload(self.udp_payload))
+    }
+
     /// All entries.
     pub fn entries(&self) -> &[ZoneEntry] {
         &self.entries

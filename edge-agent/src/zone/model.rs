@@ -98,6 +98,35 @@ pub struct SoaFields {
 }
 
 impl Zone {
+    /// A zone with no data at all, standing in for a secondary zone that was
+    /// never transferred (its entry answers SERVFAIL and never reads it).
+    pub fn placeholder(apex: &Name) -> Zone {
+        let apex = apex.to_lowercase();
+        let hasher = DefaultHashBuilder::default();
+        let names = apex.as_wire().to_vec();
+        let mut index = HashTable::new();
+        index.insert_unique(hasher.hash_one(&names[..]), 0, |_| 0);
+        Zone {
+            nodes: vec![Node {
+                name_offset: 0,
+                name_len: names.len() as u8,
+                flags: FLAG_APEX,
+                rrset_count: 0,
+                rrset_start: 0,
+                parent: NO_NODE,
+                guard: NO_NODE,
+            }],
+            apex,
+            names,
+            rrsets: Vec::new(),
+            rdata: Vec::new(),
+            index,
+            hasher,
+            soa: SoaFields::default(),
+            record_count: 0,
+        }
+    }
+
     /// The apex name (lowercase).
     pub fn apex(&self) -> &Name {
         &self.apex
