@@ -5,6 +5,9 @@
 pub mod outgoing;
 pub mod refresh;
 
+pub mod client;
+pub mod tsig;
+
 use crate::zone::{Name, Zone};
 
 /// One resource record in uncompressed wire form. The owner is lowercase;

@@ -1,0 +1,943 @@
+//! TSIG (RFC 8945): signing our requests and verifying every message of the
+//! answer, including multi-message zone transfers.
+//!
+//! In a multi-message answer each signed message's MAC chains the previous
+//! one, and a master may leave up to 99 messages in a row unsigned (§5.3.1):
+//! their bytes are then covered by the MAC of the next signed message. The
+//! first and the last message must be signed.
+//!
+//! The MAC is computed here with aws-lc-rs' HMAC, the crypto library rustls
+//! and hickory-proto (`dnssec-aws-lc-rs`) use too. hickory-proto's TSIG helper
+//! verifies one message at a time and cannot cover unsigned intermediate
+//! messages; it also re-parses every record, which would double the cost of a
+//! large AXFR. This module only walks the message to its last record.
+//!
+//! Everything here is sans-IO: the clock is a parameter (`now`, seconds since
+//! the Unix epoch), so skewed clocks are tested without touching the system's.
+
+use std::fmt;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_lc_rs::{constant_time, hmac};
+
+use super::client::read_name;
+use crate::dns::query::skip_name;
+use crate::zone::Name;
+use crate::zone::rr::{class, rtype};
+
+/// The time window we allow between a signature and our clock (RFC 8945
+/// §10 recommends 300 s).
+pub const DEFAULT_FUDGE: u16 = 300;
+
+/// Most unsigned messages allowed in a row between signed ones (RFC 8945
+/// §5.3.1).
+pub const MAX_UNSIGNED_RUN: usize = 99;
+
+/// TSIG error codes carried in the TSIG record (RFC 8945 §3).
+pub mod error_code {
+    /// The MAC did not verify.
+    pub const BADSIG: u16 = 16;
+    /// The key is not known.
+    pub const BADKEY: u16 = 17;
+    /// The signature time is outside the fudge window.
+    pub const BADTIME: u16 = 18;
+    /// The MAC was truncated more than allowed.
+    pub const BADTRUNC: u16 = 22;
+}
+
+/// A TSIG MAC algorithm. Only the HMAC-SHA2 family: hmac-md5 and hmac-sha1
+/// are deprecated (RFC 8945 §6) and not offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TsigAlgorithm {
+    /// `hmac-sha256`.
+    HmacSha256,
+    /// `hmac-sha384`.
+    HmacSha384,
+    /// `hmac-sha512`.
+    HmacSha512,
+}
+
+impl TsigAlgorithm {
+    /// The algorithm with this name (`hmac-sha256`, with or without the
+    /// trailing dot, any case); `None` for anything else.
+    pub fn from_name(text: &str) -> Option<TsigAlgorithm> {
+        let text = text.strip_suffix('.').unwrap_or(text);
+        [Self::HmacSha256, Self::HmacSha384, Self::HmacSha512]
+            .into_iter()
+            .find(|algorithm| algorithm.name().eq_ignore_ascii_case(text))
+    }
+
+    /// The algorithm named by a wire-form name (any case).
+    pub fn from_wire_name(wire: &[u8]) -> Option<TsigAlgorithm> {
+        [Self::HmacSha256, Self::HmacSha384, Self::HmacSha512]
+            .into_iter()
+            .find(|algorithm| algorithm.wire_name().eq_ignore_ascii_case(wire))
+    }
+
+    /// The name used in configuration and in logs, without the trailing dot.
+    pub fn name(self) -> &'static str {
+        match self {
+            TsigAlgorithm::HmacSha256 => "hmac-sha256",
+            TsigAlgorithm::HmacSha384 => "hmac-sha384",
+            TsigAlgorithm::HmacSha512 => "hmac-sha512",
+        }
+    }
+
+    /// The algorithm name in canonical wire form, as carried in TSIG records.
+    pub fn wire_name(self) -> &'static [u8] {
+        match self {
+            TsigAlgorithm::HmacSha256 => b"\x0bhmac-sha256\x00",
+            TsigAlgorithm::HmacSha384 => b"\x0bhmac-sha384\x00",
+            TsigAlgorithm::HmacSha512 => b"\x0bhmac-sha512\x00",
+        }
+    }
+
+    /// Length of a full (untruncated) MAC in bytes.
+    pub fn mac_len(self) -> usize {
+        self.hmac().digest_algorithm().output_len()
+    }
+
+    fn hmac(self) -> hmac::Algorithm {
+        match self {
+            TsigAlgorithm::HmacSha256 => hmac::HMAC_SHA256,
+            TsigAlgorithm::HmacSha384 => hmac::HMAC_SHA384,
+            TsigAlgorithm::HmacSha512 => hmac::HMAC_SHA512,
+        }
+    }
+}
+
+impl fmt::Display for TsigAlgorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A shared TSIG key: its name, algorithm and secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TsigKey {
+    /// Key name; both sides must use the same one. Compared ignoring case.
+    pub name: Name,
+    /// MAC algorithm.
+    pub algorithm: TsigAlgorithm,
+    /// The shared secret (decoded, not base64).
+    pub secret: Vec<u8>,
+}
+
+impl TsigKey {
+    /// A key; the name is kept in lowercase (canonical) form, which is what
+    /// the MAC covers (RFC 8945 §4.3.3).
+    pub fn new(name: &Name, algorithm: TsigAlgorithm, secret: Vec<u8>) -> TsigKey {
+        TsigKey {
+            name: name.to_lowercase(),
+            algorithm,
+            secret,
+        }
+    }
+
+    fn hmac_key(&self) -> hmac::Key {
+        hmac::Key::new(self.algorithm.hmac(), &self.secret)
+    }
+}
+
+impl fmt::Debug for TsigKey {
+    // The secret stays out of logs and panic messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &self.name)
+            .field("algorithm", &self.algorithm)
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Why a message failed TSIG processing.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TsigError {
+    /// A message that must be signed (the first one) carries no TSIG record.
+    #[error("the answer is not signed")]
+    Unsigned,
+    /// The stream ended on an unsigned message (RFC 8945 §5.3.1).
+    #[error("the last message of the answer is not signed")]
+    UnsignedEnd,
+    /// More than [`MAX_UNSIGNED_RUN`] unsigned messages in a row.
+    #[error("more than {MAX_UNSIGNED_RUN} unsigned messages in a row")]
+    TooManyUnsigned,
+    /// Signed with another key name than ours.
+    #[error("signed with key {found}, expected {expected}")]
+    WrongKeyName {
+        /// Our key's name.
+        expected: Name,
+        /// The name in the message.
+        found: String,
+    },
+    /// Signed with another algorithm than our key's.
+    #[error("signed with algorithm {found}, expected {expected}")]
+    WrongAlgorithm {
+        /// Our key's algorithm.
+        expected: TsigAlgorithm,
+        /// The algorithm name in the message.
+        found: String,
+    },
+    /// The MAC does not verify: wrong secret or altered message (BADSIG).
+    #[error("the MAC does not verify (BADSIG)")]
+    BadSig,
+    /// The MAC is shorter than the algorithm's full output; we accept no
+    /// truncated MACs.
+    #[error("truncated MAC of {len} bytes (BADTRUNC)")]
+    TruncatedMac {
+        /// Length received.
+        len: usize,
+    },
+    /// Signed outside the fudge window around our clock (BADTIME).
+    #[error("signed at {signed} but our clock says {now}: more than {fudge} s apart (BADTIME)")]
+    BadTime {
+        /// Time Signed in the message (seconds since the epoch).
+        signed: u64,
+        /// Our clock.
+        now: u64,
+        /// The window allowed.
+        fudge: u16,
+    },
+    /// The peer could not verify our signature (TSIG error BADSIG).
+    #[error("the master rejected our signature (BADSIG): wrong secret?")]
+    PeerBadSig,
+    /// The peer does not know our key (TSIG error BADKEY).
+    #[error("the master does not know key {key} (BADKEY)")]
+    PeerBadKey {
+        /// The key we signed with.
+        key: Name,
+    },
+    /// The peer found our time outside its fudge window (TSIG error BADTIME).
+    #[error("the master says our clock is off (BADTIME; its clock says {peer_time})")]
+    PeerBadTime {
+        /// The peer's clock when it answered (seconds since the epoch).
+        peer_time: u64,
+    },
+    /// Another TSIG error from the peer (BADTRUNC or unknown).
+    #[error("the master reported TSIG error {0}")]
+    PeerError(u16),
+    /// The TSIG record or the message around it cannot be read.
+    #[error("malformed TSIG record: {0}")]
+    Malformed(&'static str),
+}
+
+/// Seconds since the Unix epoch by the system clock (0 if it is before 1970).
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs())
+}
+
+/// Signs a request: appends a TSIG record to `message` (a complete DNS
+/// message without TSIG) and counts it in ARCOUNT. Returns the request MAC,
+/// which the first message of the answer chains (RFC 8945 §5.1).
+pub fn sign_request(key: &TsigKey, message: &mut Vec<u8>, now: u64) -> Result<Vec<u8>, TsigError> {
+    let context = hmac::Context::with_key(&key.hmac_key());
+    sign_message(key, context, message, now, Variables::Full)
+}
+
+/// Verifies the messages of an answer to a signed request, in order, and
+/// remembers what the next one chains.
+pub struct ResponseVerifier {
+    key: TsigKey,
+    hmac_key: hmac::Key,
+    fudge: u16,
+    /// MAC of the request, then of the last signed message.
+    prior_mac: Vec<u8>,
+    /// Digest of the prior MAC and the unsigned messages since it.
+    pending: Option<hmac::Context>,
+    signed: usize,
+    unsigned_run: usize,
+}
+
+impl fmt::Debug for ResponseVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseVerifier")
+            .field("key", &self.key)
+            .field("signed", &self.signed)
+            .field("unsigned_run", &self.unsigned_run)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a verified message carried its own signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verified {
+    /// Signed, and the MAC (chained over any unsigned messages before it)
+    /// verified.
+    Signed,
+    /// Unsigned intermediate message: a later signed message covers it.
+    Unsigned,
+}
+
+impl ResponseVerifier {
+    /// A verifier for the answer to a request signed with `key`, whose MAC
+    /// was `request_mac`.
+    pub fn new(key: &TsigKey, request_mac: Vec<u8>) -> ResponseVerifier {
+        ResponseVerifier {
+            key: key.clone(),
+            hmac_key: key.hmac_key(),
+            fudge: DEFAULT_FUDGE,
+            prior_mac: request_mac,
+            pending: None,
+            signed: 0,
+            unsigned_run: 0,
+        }
+    }
+
+    /// Verifies the next message of the answer against our clock `now`.
+    /// Data of an unsigned message is trusted only once a later signed
+    /// message verifies and [`ResponseVerifier::finish`] succeeds.
+    pub fn verify(&mut self, message: &[u8], now: u64) -> Result<Verified, TsigError> {
+        let Some(tsig) = find_tsig(message)? else {
+            return self.unsigned(message);
+        };
+        if !tsig.key_name.eq_ignore_ascii_case(self.key.name.as_wire()) {
+            return Err(TsigError::WrongKeyName {
+                expected: self.key.name.clone(),
+                found: display_wire(&tsig.key_name),
+            });
+        }
+        if TsigAlgorithm::from_wire_name(&tsig.algorithm) != Some(self.key.algorithm) {
+            return Err(TsigError::WrongAlgorithm {
+                expected: self.key.algorithm,
+                found: display_wire(&tsig.algorithm),
+            });
+        }
+        // Error answers to BADSIG and BADKEY are unsigned (§5.3.2): report
+        // the error itself, there is nothing to verify.
+        if tsig.mac.is_empty() && tsig.error != 0 {
+            return Err(self.peer_error(&tsig));
+        }
+        if tsig.mac.len() != self.key.algorithm.mac_len() {
+            return Err(TsigError::TruncatedMac {
+                len: tsig.mac.len(),
+            });
+        }
+        let mut context = self.take_pending();
+        digest_signed_message(&mut context, message, &tsig)?;
+        if self.signed == 0 {
+            digest_variables(&mut context, &self.key, &tsig);
+        } else {
+            digest_timers(&mut context, tsig.time, tsig.fudge);
+        }
+        let expected = context.sign();
+        constant_time::verify_slices_are_equal(expected.as_ref(), tsig.mac)
+            .map_err(|_| TsigError::BadSig)?;
+        if tsig.error != 0 {
+            return Err(self.peer_error(&tsig));
+        }
+        // The time is checked after the MAC (§5.2.3), against our window.
+        if now.abs_diff(tsig.time) > u64::from(self.fudge) {
+            return Err(TsigError::BadTime {
+                signed: tsig.time,
+                now,
+                fudge: self.fudge,
+            });
+        }
+        self.prior_mac.clear();
+        self.prior_mac.extend_from_slice(tsig.mac);
+        self.signed += 1;
+        self.unsigned_run = 0;
+        Ok(Verified::Signed)
+    }
+
+    /// Checks the answer ended on a signed message. Call after the last one.
+    pub fn finish(&self) -> Result<(), TsigError> {
+        if self.signed == 0 {
+            return Err(TsigError::Unsigned);
+        }
+        if self.unsigned_run > 0 {
+            return Err(TsigError::UnsignedEnd);
+        }
+        Ok(())
+    }
+
+    fn unsigned(&mut self, message: &[u8]) -> Result<Verified, TsigError> {
+        if self.signed == 0 {
+            return Err(TsigError::Unsigned);
+        }
+        self.unsigned_run += 1;
+        if self.unsigned_run > MAX_UNSIGNED_RUN {
+            return Err(TsigError::TooManyUnsigned);
+        }
+        let mut context = self.take_pending();
+        context.update(message);
+        self.pending = Some(context);
+        Ok(Verified::Unsigned)
+    }
+
+    fn take_pending(&mut self) -> hmac::Context {
+        self.pending
+            .take()
+            .unwrap_or_else(|| start_chain(&self.hmac_key, &self.prior_mac))
+    }
+
+    fn peer_error(&self, tsig: &TsigRecord<'_>) -> TsigError {
+        match tsig.error {
+            error_code::BADSIG => TsigError::PeerBadSig,
+            error_code::BADKEY => TsigError::PeerBadKey {
+                key: self.key.name.clone(),
+            },
+            error_code::BADTIME => TsigError::PeerBadTime {
+                peer_time: read_u48(tsig.other).unwrap_or(0),
+            },
+            code => TsigError::PeerError(code),
+        }
+    }
+}
+
+/// Signs the messages of an answer, chaining MACs as a master does. Used to
+/// serve transfers and, in tests, to play a master.
+pub struct ResponseSigner {
+    key: TsigKey,
+    hmac_key: hmac::Key,
+    prior_mac: Vec<u8>,
+    pending: Option<hmac::Context>,
+    signed: usize,
+}
+
+impl fmt::Debug for ResponseSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseSigner")
+            .field("key", &self.key)
+            .field("signed", &self.signed)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ResponseSigner {
+    /// A signer for the answer to a request whose MAC was `request_mac`.
+    pub fn new(key: &TsigKey, request_mac: Vec<u8>) -> ResponseSigner {
+        ResponseSigner {
+            key: key.clone(),
+            hmac_key: key.hmac_key(),
+            prior_mac: request_mac,
+            pending: None,
+            signed: 0,
+        }
+    }
+
+    /// Signs the next message (appends its TSIG record).
+    pub fn sign(&mut self, message: &mut Vec<u8>, now: u64) -> Result<(), TsigError> {
+        let context = self
+            .pending
+            .take()
+            .unwrap_or_else(|| start_chain(&self.hmac_key, &self.prior_mac));
+        let variables = if self.signed == 0 {
+            Variables::Full
+        } else {
+            Variables::Timers
+        };
+        self.prior_mac = sign_message(&self.key, context, message, now, variables)?;
+        self.signed += 1;
+        Ok(())
+    }
+
+    /// Sends the next message unsigned: the next signed message covers it.
+    pub fn skip(&mut self, message: &[u8]) {
+        let mut context = self
+            .pending
+            .take()
+            .unwrap_or_else(|| start_chain(&self.hmac_key, &self.prior_mac));
+        context.update(message);
+        self.pending = Some(context);
+    }
+}
+
+/// Which TSIG fields a MAC covers: all of them for a request and the first
+/// answer message, only the timers for later messages (RFC 8945 §5.3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Variables {
+    Full,
+    Timers,
+}
+
+/// A TSIG record found at the end of a message.
+#[derive(Debug)]
+struct TsigRecord<'a> {
+    /// Offset of the record's owner name.
+    start: usize,
+    /// Key name, uncompressed, as sent.
+    key_name: Vec<u8>,
+    /// Algorithm name, uncompressed.
+    algorithm: Vec<u8>,
+    time: u64,
+    fudge: u16,
+    mac: &'a [u8],
+    original_id: u16,
+    error: u16,
+    other: &'a [u8],
+}
+
+/// Starts a chained digest: the prior MAC with its length (§5.3.1).
+fn start_chain(key: &hmac::Key, prior_mac: &[u8]) -> hmac::Context {
+    let mut context = hmac::Context::with_key(key);
+    if !prior_mac.is_empty() {
+        // A MAC is at most 64 bytes: the length always fits.
+        context.update(&(prior_mac.len() as u16).to_be_bytes());
+        context.update(prior_mac);
+    }
+    context
+}
+
+/// Computes the MAC of `message` (which has no TSIG yet) on top of what
+/// `context` already holds, then appends the TSIG record. Returns the MAC.
+fn sign_message(
+    key: &TsigKey,
+    mut context: hmac::Context,
+    message: &mut Vec<u8>,
+    now: u64,
+    variables: Variables,
+) -> Result<Vec<u8>, TsigError> {
+    let header = message
+        .get(..12)
+        .ok_or(TsigError::Malformed("message shorter than its header"))?;
+    let id = u16::from_be_bytes([header[0], header[1]]);
+    let arcount = u16::from_be_bytes([header[10], header[11]]);
+    let arcount = arcount
+        .checked_add(1)
+        .ok_or(TsigError::Malformed("additional section full"))?;
+    let time = now & 0xffff_ffff_ffff;
+    context.update(message);
+    match variables {
+        Variables::Full => {
+            context.update(key.name.as_wire());
+            context.update(&class::ANY.to_be_bytes());
+            context.update(&0u32.to_be_bytes());
+            context.update(key.algorithm.wire_name());
+            digest_timers(&mut context, time, DEFAULT_FUDGE);
+            context.update(&0u16.to_be_bytes()); // error
+            context.update(&0u16.to_be_bytes()); // other length
+        }
+        Variables::Timers => digest_timers(&mut context, time, DEFAULT_FUDGE),
+    }
+    let mac = context.sign().as_ref().to_vec();
+    let algorithm = key.algorithm.wire_name();
+    let rdlength = algorithm.len() + 6 + 2 + 2 + mac.len() + 2 + 2 + 2;
+    message.extend_from_slice(key.name.as_wire());
+    message.extend_from_slice(&rtype::TSIG.to_be_bytes());
+    message.extend_from_slice(&class::ANY.to_be_bytes());
+    message.extend_from_slice(&0u32.to_be_bytes());
+    message.extend_from_slice(&(rdlength as u16).to_be_bytes());
+    message.extend_from_slice(algorithm);
+    message.extend_from_slice(&time.to_be_bytes()[2..]);
+    message.extend_from_slice(&DEFAULT_FUDGE.to_be_bytes());
+    message.extend_from_slice(&(mac.len() as u16).to_be_bytes());
+    message.extend_from_slice(&mac);
+    message.extend_from_slice(&id.to_be_bytes());
+    message.extend_from_slice(&0u16.to_be_bytes()); // error
+    message.extend_from_slice(&0u16.to_be_bytes()); // other length
+    message[10..12].copy_from_slice(&arcount.to_be_bytes());
+    Ok(mac)
+}
+
+/// Feeds a signed message without its TSIG record: the header with the
+/// original ID and ARCOUNT less one, then everything before the record.
+fn digest_signed_message(
+    context: &mut hmac::Context,
+    message: &[u8],
+    tsig: &TsigRecord<'_>,
+) -> Result<(), TsigError> {
+    let mut header = [0u8; 12];
+    header.copy_from_slice(
+        message
+            .get(..12)
+            .ok_or(TsigError::Malformed("message shorter than its header"))?,
+    );
+    header[..2].copy_from_slice(&tsig.original_id.to_be_bytes());
+    let arcount = u16::from_be_bytes([header[10], header[11]]);
+    // find_tsig found the record in the additional section: ARCOUNT >= 1.
+    header[10..12].copy_from_slice(&arcount.saturating_sub(1).to_be_bytes());
+    context.update(&header);
+    context.update(message.get(12..tsig.start).unwrap_or(&[]));
+    Ok(())
+}
+
+/// Feeds the TSIG variables of the first answer message (§4.3.3), names in
+/// canonical form.
+fn digest_variables(context: &mut hmac::Context, key: &TsigKey, tsig: &TsigRecord<'_>) {
+    context.update(key.name.as_wire());
+    context.update(&class::ANY.to_be_bytes());
+    context.update(&0u32.to_be_bytes());
+    context.update(key.algorithm.wire_name());
+    digest_timers(context, tsig.time, tsig.fudge);
+    context.update(&tsig.error.to_be_bytes());
+    // `other` came from a 16-bit length field.
+    context.update(&(tsig.other.len() as u16).to_be_bytes());
+    context.update(tsig.other);
+}
+
+fn digest_timers(context: &mut hmac::Context, time: u64, fudge: u16) {
+    context.update(&time.to_be_bytes()[2..]);
+    context.update(&fudge.to_be_bytes());
+}
+
+/// Finds the TSIG record, which must be the last record of the message.
+/// `Ok(None)` when the message has none.
+fn find_tsig(message: &[u8]) -> Result<Option<TsigRecord<'_>>, TsigError> {
+    const SHORT: TsigError = TsigError::Malformed("message ends inside a record");
+    let header = message
+        .get(..12)
+        .ok_or(TsigError::Malformed("message shorter than its header"))?;
+    let count = |i: usize| usize::from(u16::from_be_bytes([header[i], header[i + 1]]));
+    let (questions, records, additional) = (count(4), count(6) + count(8), count(10));
+    if additional == 0 {
+        return Ok(None);
+    }
+    let mut pos = 12;
+    for _ in 0..questions {
+        pos = skip_name(message, pos).ok_or(SHORT)? + 4;
+    }
+    let mut last = pos;
+    for _ in 0..records + additional {
+        last = pos;
+        let name_end = skip_name(message, pos).ok_or(SHORT)?;
+        let fixed = message.get(name_end..name_end + 10).ok_or(SHORT)?;
+        let code = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlength = usize::from(u16::from_be_bytes([fixed[8], fixed[9]]));
+        pos = name_end + 10 + rdlength;
+        if pos > message.len() {
+            return Err(SHORT);
+        }
+        if code == rtype::TSIG && pos != message.len() {
+            return Err(TsigError::Malformed("TSIG record is not the last record"));
+        }
+    }
+    if pos != message.len() {
+        return Err(TsigError::Malformed("bytes after the last record"));
+    }
+    let mut key_name = Vec::new();
+    let name_end = read_name(message, last, &mut key_name).ok_or(SHORT)?;
+    let fixed = message.get(name_end..name_end + 10).ok_or(SHORT)?;
+    if u16::from_be_bytes([fixed[0], fixed[1]]) != rtype::TSIG {
+        return Ok(None);
+    }
+    if u16::from_be_bytes([fixed[2], fixed[3]]) != class::ANY {
+        return Err(TsigError::Malformed("TSIG class is not ANY"));
+    }
+    // The MAC does not cover the TTL; RFC 8945 §4.2 fixes it at zero.
+    if fixed[4..8] != [0, 0, 0, 0] {
+        return Err(TsigError::Malformed("TSIG TTL is not zero"));
+    }
+    parse_tsig_rdata(message, last, key_name, name_end + 10).map(Some)
+}
+
+/// Reads the TSIG RDATA starting at `pos`, which runs to the end of message.
+fn parse_tsig_rdata(
+    message: &[u8],
+    start: usize,
+    key_name: Vec<u8>,
+    pos: usize,
+) -> Result<TsigRecord<'_>, TsigError> {
+    const BAD: TsigError = TsigError::Malformed("TSIG record data cannot be read");
+    let mut algorithm = Vec::new();
+    let mut pos = read_name(message, pos, &mut algorithm).ok_or(BAD)?;
+    let mut take = |len: usize| -> Result<&[u8], TsigError> {
+        let field = message.get(pos..pos + len).ok_or(BAD)?;
+        pos += len;
+        Ok(field)
+    };
+    let time = read_u48(take(6)?).ok_or(BAD)?;
+    let fudge = read_u16(take(2)?);
+    let mac_len = usize::from(read_u16(take(2)?));
+    let mac = take(mac_len)?;
+    let original_id = read_u16(take(2)?);
+    let error = read_u16(take(2)?);
+    let other_len = usize::from(read_u16(take(2)?));
+    let other = take(other_len)?;
+    if pos != message.len() {
+        return Err(BAD);
+    }
+    Ok(TsigRecord {
+        start,
+        key_name,
+        algorithm,
+        time,
+        fudge,
+        mac,
+        original_id,
+        error,
+        other,
+    })
+}
+
+fn read_u16(bytes: &[u8]) -> u16 {
+    u16::from_be_bytes([bytes[0], bytes[1]])
+}
+
+fn read_u48(bytes: &[u8]) -> Option<u64> {
+    let bytes = bytes.get(..6)?;
+    Some(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
+}
+
+fn display_wire(wire: &[u8]) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = crate::zone::name::write_presentation(wire, &mut text);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_790_000_000;
+
+    fn key(secret: &[u8]) -> TsigKey {
+        TsigKey::new(
+            &Name::parse("XFR-Key.").unwrap(),
+            TsigAlgorithm::HmacSha256,
+            secret.to_vec(),
+        )
+    }
+
+    /// A minimal message: header with this id and one question.
+    fn message(id: u16, flags: u16) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(&flags.to_be_bytes());
+        m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(b"\x07example\x04test\x00\x00\xfc\x00\x01");
+        m
+    }
+
+    /// An answer stream of `count` messages, signed where `signed[i]`.
+    fn stream(key: &TsigKey, request_mac: &[u8], signed: &[bool]) -> Vec<Vec<u8>> {
+        let mut signer = ResponseSigner::new(key, request_mac.to_vec());
+        signed
+            .iter()
+            .map(|&sign| {
+                let mut m = message(7, 0x8400);
+                if sign {
+                    signer.sign(&mut m, NOW).unwrap();
+                } else {
+                    signer.skip(&m);
+                }
+                m
+            })
+            .collect()
+    }
+
+    fn verify_all(
+        key: &TsigKey,
+        request_mac: &[u8],
+        messages: &[Vec<u8>],
+        now: u64,
+    ) -> Result<(), TsigError> {
+        let mut verifier = ResponseVerifier::new(key, request_mac.to_vec());
+        for m in messages {
+            verifier.verify(m, now)?;
+        }
+        verifier.finish()
+    }
+
+    #[test]
+    fn algorithm_names_round_trip() {
+        for name in ["hmac-sha256", "HMAC-SHA384.", "hmac-sha512"] {
+            let algorithm = TsigAlgorithm::from_name(name).unwrap();
+            assert!(name.to_lowercase().starts_with(algorithm.name()));
+            assert_eq!(
+                TsigAlgorithm::from_wire_name(algorithm.wire_name()),
+                Some(algorithm)
+            );
+        }
+        assert_eq!(TsigAlgorithm::from_name("hmac-md5"), None);
+        assert_eq!(TsigAlgorithm::from_name("hmac-sha1"), None);
+        assert_eq!(TsigAlgorithm::HmacSha384.mac_len(), 48);
+    }
+
+    #[test]
+    fn secret_is_not_in_debug_output() {
+        let text = format!("{:?}", key(b"very-secret"));
+        assert!(!text.contains("very"), "{text}");
+    }
+
+    #[test]
+    fn request_mac_matches_rfc_8945_layout() {
+        // The MAC of a signed request equals an HMAC over the message and
+        // the TSIG variables, computed independently here.
+        let key = key(b"secret");
+        let mut m = message(0x1234, 0);
+        let original = m.clone();
+        let mac = sign_request(&key, &mut m, NOW).unwrap();
+        let mut data = original;
+        data.extend_from_slice(b"\x07xfr-key\x00");
+        data.extend_from_slice(&[0, 255, 0, 0, 0, 0]);
+        data.extend_from_slice(b"\x0bhmac-sha256\x00");
+        data.extend_from_slice(&NOW.to_be_bytes()[2..]);
+        data.extend_from_slice(&300u16.to_be_bytes());
+        data.extend_from_slice(&[0, 0, 0, 0]);
+        let expected = hmac::sign(&key.hmac_key(), &data);
+        assert_eq!(mac, expected.as_ref());
+        assert_eq!(&m[10..12], &[0, 1]);
+        let tsig = find_tsig(&m).unwrap().unwrap();
+        assert_eq!(tsig.mac, &mac[..]);
+        assert_eq!(tsig.original_id, 0x1234);
+        assert_eq!(tsig.key_name, b"\x07xfr-key\x00");
+    }
+
+    #[test]
+    fn chained_stream_verifies() {
+        let key = key(b"secret");
+        let messages = stream(&key, b"request-mac", &[true, true, true]);
+        verify_all(&key, b"request-mac", &messages, NOW).unwrap();
+    }
+
+    #[test]
+    fn unsigned_intermediate_messages_are_covered_by_the_next_mac() {
+        let key = key(b"secret");
+        let messages = stream(&key, b"rm", &[true, false, false, true, false, true]);
+        verify_all(&key, b"rm", &messages, NOW).unwrap();
+    }
+
+    #[test]
+    fn first_message_must_be_signed() {
+        let key = key(b"secret");
+        let messages = stream(&key, b"rm", &[false, true]);
+        assert_eq!(
+            verify_all(&key, b"rm", &messages, NOW),
+            Err(TsigError::Unsigned)
+        );
+    }
+
+    #[test]
+    fn last_message_must_be_signed() {
+        let key = key(b"secret");
+        let messages = stream(&key, b"rm", &[true, true, false]);
+        assert_eq!(
+            verify_all(&key, b"rm", &messages, NOW),
+            Err(TsigError::UnsignedEnd)
+        );
+    }
+
+    #[test]
+    fn at_most_99_unsigned_in_a_row() {
+        let key = key(b"secret");
+        let mut pattern = vec![true];
+        pattern.extend(std::iter::repeat_n(false, 99));
+        pattern.push(true);
+        let messages = stream(&key, b"rm", &pattern);
+        verify_all(&key, b"rm", &messages, NOW).unwrap();
+        pattern.insert(1, false);
+        let messages = stream(&key, b"rm", &pattern);
+        assert_eq!(
+            verify_all(&key, b"rm", &messages, NOW),
+            Err(TsigError::TooManyUnsigned)
+        );
+    }
+
+    #[test]
+    fn stripped_signature_in_the_middle_breaks_the_chain() {
+        // The master signed all three; an attacker removes the middle TSIG.
+        let key = key(b"secret");
+        let mut messages = stream(&key, b"rm", &[true, true, true]);
+        let tsig_start = find_tsig(&messages[1]).unwrap().unwrap().start;
+        messages[1].truncate(tsig_start);
+        messages[1][10..12].copy_from_slice(&[0, 0]);
+        assert_eq!(
+            verify_all(&key, b"rm", &messages, NOW),
+            Err(TsigError::BadSig)
+        );
+    }
+
+    #[test]
+    fn altered_middle_message_fails() {
+        let key = key(b"secret");
+        let mut messages = stream(&key, b"rm", &[true, true, true]);
+        messages[1][13] ^= 0x20; // a letter of the question name
+        let mut verifier = ResponseVerifier::new(&key, b"rm".to_vec());
+        assert_eq!(verifier.verify(&messages[0], NOW), Ok(Verified::Signed));
+        assert_eq!(verifier.verify(&messages[1], NOW), Err(TsigError::BadSig));
+    }
+
+    #[test]
+    fn wrong_secret_and_wrong_request_mac_fail() {
+        let messages = stream(&key(b"secret"), b"rm", &[true]);
+        assert_eq!(
+            verify_all(&key(b"other"), b"rm", &messages, NOW),
+            Err(TsigError::BadSig)
+        );
+        assert_eq!(
+            verify_all(&key(b"secret"), b"another request", &messages, NOW),
+            Err(TsigError::BadSig)
+        );
+    }
+
+    #[test]
+    fn wrong_key_name_and_algorithm_are_named() {
+        let messages = stream(&key(b"secret"), b"rm", &[true]);
+        let other = TsigKey::new(
+            &Name::parse("other-key.").unwrap(),
+            TsigAlgorithm::HmacSha256,
+            b"secret".to_vec(),
+        );
+        assert!(matches!(
+            verify_all(&other, b"rm", &messages, NOW),
+            Err(TsigError::WrongKeyName { found, .. }) if found == "xfr-key."
+        ));
+        let mut sha512 = key(b"secret");
+        sha512.algorithm = TsigAlgorithm::HmacSha512;
+        assert!(matches!(
+            verify_all(&sha512, b"rm", &messages, NOW),
+            Err(TsigError::WrongAlgorithm { .. })
+        ));
+    }
+
+    #[test]
+    fn skewed_clock_gives_badtime() {
+        let key = key(b"secret");
+        let messages = stream(&key, b"rm", &[true]);
+        verify_all(&key, b"rm", &messages, NOW + 300).unwrap();
+        assert_eq!(
+            verify_all(&key, b"rm", &messages, NOW + 301),
+            Err(TsigError::BadTime {
+                signed: NOW,
+                now: NOW + 301,
+                fudge: 300
+            })
+        );
+        assert!(matches!(
+            verify_all(&key, b"rm", &messages, NOW - 3600),
+            Err(TsigError::BadTime { .. })
+        ));
+    }
+
+    #[test]
+    fn peer_errors_are_reported() {
+        let key = key(b"secret");
+        // An unsigned BADKEY answer as RFC 8945 §5.3.2 describes.
+        let mut m = message(7, 0x8009);
+        m.extend_from_slice(b"\x07xfr-key\x00\x00\xfa\x00\xff\x00\x00\x00\x00");
+        let mut rdata = b"\x0bhmac-sha256\x00".to_vec();
+        rdata.extend_from_slice(&NOW.to_be_bytes()[2..]);
+        rdata.extend_from_slice(&[1, 44, 0, 0, 0, 7, 0, 17, 0, 0]);
+        m.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(&rdata);
+        m[11] = 1;
+        let mut verifier = ResponseVerifier::new(&key, b"rm".to_vec());
+        assert!(matches!(
+            verifier.verify(&m, NOW),
+            Err(TsigError::PeerBadKey { .. })
+        ));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let key = key(b"secret");
+        let good = stream(&key, b"rm", &[true]).remove(0);
+        for cut in 0..good.len() {
+            let mut verifier = ResponseVerifier::new(&key, b"rm".to_vec());
+            assert!(verifier.verify(&good[..cut], NOW).is_err());
+        }
+        for i in 0..good.len() {
+            for bit in [0x01, 0x80] {
+                let mut bad = good.clone();
+                bad[i] ^= bit;
+                let mut verifier = ResponseVerifier::new(&key, b"rm".to_vec());
+                let _ = verifier.verify(&bad, NOW);
+            }
+        }
+    }
+}
