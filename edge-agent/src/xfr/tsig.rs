@@ -137,6 +137,12 @@ impl TsigKey {
     fn hmac_key(&self) -> hmac::Key {
         hmac::Key::new(self.algorithm.hmac(), &self.secret)
     }
+
+    /// This key with its name in canonical form: the fields are public, so
+    /// a key may have been built without [`TsigKey::new`].
+    fn canonical(&self) -> TsigKey {
+        TsigKey::new(&self.name, self.algorithm, self.secret.clone())
+    }
 }
 
 impl fmt::Debug for TsigKey {
@@ -233,8 +239,9 @@ pub fn unix_now() -> u64 {
 /// message without TSIG) and counts it in ARCOUNT. Returns the request MAC,
 /// which the first message of the answer chains (RFC 8945 §5.1).
 pub fn sign_request(key: &TsigKey, message: &mut Vec<u8>, now: u64) -> Result<Vec<u8>, TsigError> {
+    let key = key.canonical();
     let context = hmac::Context::with_key(&key.hmac_key());
-    sign_message(key, context, message, now, Variables::Full)
+    sign_message(&key, context, message, now, Variables::Full)
 }
 
 /// Verifies the messages of an answer to a signed request, in order, and
@@ -276,7 +283,7 @@ impl ResponseVerifier {
     /// was `request_mac`.
     pub fn new(key: &TsigKey, request_mac: Vec<u8>) -> ResponseVerifier {
         ResponseVerifier {
-            key: key.clone(),
+            key: key.canonical(),
             hmac_key: key.hmac_key(),
             fudge: DEFAULT_FUDGE,
             prior_mac: request_mac,
@@ -411,7 +418,7 @@ impl ResponseSigner {
     /// A signer for the answer to a request whose MAC was `request_mac`.
     pub fn new(key: &TsigKey, request_mac: Vec<u8>) -> ResponseSigner {
         ResponseSigner {
-            key: key.clone(),
+            key: key.canonical(),
             hmac_key: key.hmac_key(),
             prior_mac: request_mac,
             pending: None,
@@ -776,6 +783,25 @@ mod tests {
         assert_eq!(tsig.mac, &mac[..]);
         assert_eq!(tsig.original_id, 0x1234);
         assert_eq!(tsig.key_name, b"\x07xfr-key\x00");
+    }
+
+    #[test]
+    fn key_built_from_fields_is_used_in_canonical_form() {
+        let mixed = TsigKey {
+            name: Name::parse("XFR-Key.").unwrap(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: b"secret".to_vec(),
+        };
+        let mut from_fields = message(1, 0);
+        let mut canonical = from_fields.clone();
+        let mac = sign_request(&mixed, &mut from_fields, NOW).unwrap();
+        assert_eq!(
+            mac,
+            sign_request(&key(b"secret"), &mut canonical, NOW).unwrap()
+        );
+        assert_eq!(from_fields, canonical);
+        let messages = stream(&key(b"secret"), b"rm", &[true, true]);
+        verify_all(&mixed, b"rm", &messages, NOW).unwrap();
     }
 
     #[test]
