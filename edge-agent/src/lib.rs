@@ -13,5 +13,6 @@ pub mod dns;
 pub mod logging;
 pub mod serve;
 pub mod stats;
+pub mod store;
 pub mod xfr;
 pub mod zone;
