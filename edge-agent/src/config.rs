@@ -389,13 +389,13 @@ impl Config {
             .and_then(|store| store.validate(base, &locate, &mut problems));
         let keys = validate_tsig_keys(raw.tsig, base, &locate, &mut problems);
         let zones = validate_zones(raw.zone, base, &keys, &locate, &mut problems);
-        if store.is_none() {
-            if let Some(span) = zones.first_secondary {
-                problems.push(locate.problem(
-                    span,
-                    "[[zone]] masters: secondary zones need a [store] table (the database that keeps transferred zones)",
-                ));
-            }
+        if store.is_none()
+            && let Some(span) = zones.first_secondary
+        {
+            problems.push(locate.problem(
+                span,
+                "[[zone]] masters: secondary zones need a [store] table (the database that keeps transferred zones)",
+            ));
         }
         // Tables are checked one kind after the other; report in file order.
         problems.sort_by_key(|problem| problem.position.unwrap_or((usize::MAX, 0)));
@@ -812,7 +812,7 @@ enum Base64Error {
 /// no whitespace, no other alphabet, no stray bits before the padding.
 fn decode_base64(text: &str) -> Result<Vec<u8>, Base64Error> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(Base64Error::Length);
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);

@@ -197,7 +197,7 @@ fn check_accepts_a_secondary_zone_and_says_it_checked_only_its_configuration() {
     );
     assert!(
         stdout.contains(
-            "zone ministry.test.: secondary of 127.0.0.1:5400, 127.0.0.2:5400; configuration checked, nothing to load (transfers are not enabled in this build"
+            "zone ministry.test.: secondary of 127.0.0.1:5400, 127.0.0.2:5400; configuration checked (its data comes by transfer)"
         ),
         "{stdout}"
     );
@@ -258,17 +258,10 @@ fn check_names_an_unreadable_secret_file() {
 }
 
 #[test]
-fn a_secondary_zone_is_logged_and_not_served_while_transfers_are_not_built_in() {
+fn a_secondary_zone_without_a_reachable_master_answers_servfail() {
     let dir = TempDir::new("serve-secondary");
     let config = secondary_config(&dir);
     let agent = Agent::start(&config);
-    let log = agent.log();
-    assert!(
-        log.contains(
-            "secondary zones are configured but transfers are not enabled in this build; zone not served"
-        ) && log.contains("ministry.test."),
-        "{log}"
-    );
     let answer = udp_exchange(
         agent.address(),
         &query(1, "ministry.test.", qtype::SOA),
@@ -277,8 +270,8 @@ fn a_secondary_zone_is_logged_and_not_served_while_transfers_are_not_built_in() 
     .expect("answer");
     assert_eq!(
         parse_response(&answer).rcode,
-        5,
-        "REFUSED: the zone is not served"
+        2,
+        "SERVFAIL: the zone was never transferred"
     );
     let answer = udp_exchange(
         agent.address(),

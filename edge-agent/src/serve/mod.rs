@@ -14,6 +14,7 @@
 
 pub mod catalog;
 pub mod reload;
+pub mod secondaries;
 pub mod tcp;
 pub mod udp;
 
@@ -538,6 +539,7 @@ async fn run_until_stopped(config_path: PathBuf, config: Config) -> Result<(), S
         tracing::info!(%address, "listening on UDP and TCP");
     }
     let mut reloader = reload::Reloader::new(config_path, config);
+    let _store = secondaries::start(reloader.config(), reloader.catalog())?;
     let zones = reloader.zones().clone();
     let server = reloader.config().server.clone();
     let mut workers = Workers::start(

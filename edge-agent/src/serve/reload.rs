@@ -5,15 +5,18 @@
 //! loaded is not served. Counters ([`ZoneStats`]) belong to the zone name, not
 //! to a version: a reload hands the same `Arc` to the new version.
 
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
+use super::catalog::Catalog;
+
 use crate::config::{Config, ZoneConfig, ZoneSource};
 use crate::stats::ZoneStats;
-use crate::zone::{LoadError, Name, ZoneEntry, ZoneSet, load_zone};
+use crate::zone::{LoadError, Name, SecondaryControl, Zone, ZoneEntry, ZoneSet, load_zone};
 
 /// What happened to one configured zone during a load.
 #[derive(Debug)]
@@ -58,13 +61,31 @@ pub fn load_zones(
     let mut reports = Vec::with_capacity(zones.len());
     for zone in zones {
         let old = previous.and_then(|set| set.get(&zone.name));
-        let ZoneSource::File(file) = &zone.source else {
-            // Transfers are wired in by later work; until then, say so and skip.
-            tracing::warn!(
-                zone = %zone.name,
-                "secondary zones are configured but transfers are not enabled in this build; zone not served"
-            );
-            continue;
+        let file = match &zone.source {
+            ZoneSource::File(file) => file,
+            ZoneSource::Secondary {
+                masters,
+                notify_from,
+                ..
+            } => {
+                // The zone's transfer task owns its versions: keep the entry
+                // it publishes; a new secondary starts empty (SERVFAIL).
+                let entry = old
+                    .filter(|e| e.secondary.is_some())
+                    .cloned()
+                    .unwrap_or_else(|| {
+                        let mut notifiers: Vec<IpAddr> =
+                            masters.iter().map(|m| m.address.ip()).collect();
+                        notifiers.extend(notify_from.iter().copied());
+                        ZoneEntry {
+                            zone: Arc::new(Zone::placeholder(&zone.name)),
+                            stats: old.map_or_else(Arc::default, |e| e.stats.clone()),
+                            secondary: Some(Arc::new(SecondaryControl::new(notifiers))),
+                        }
+                    });
+                entries.push(entry);
+                continue;
+            }
         };
         let started = Instant::now();
         let outcome = match load_zone(&zone.name, file) {
@@ -130,7 +151,7 @@ pub fn log_report(report: &ZoneReport) {
 pub struct Reloader {
     config_path: PathBuf,
     config: Config,
-    zones: Arc<ArcSwap<ZoneSet>>,
+    catalog: Arc<Catalog>,
 }
 
 impl Reloader {
@@ -143,13 +164,18 @@ impl Reloader {
         Reloader {
             config_path,
             config,
-            zones: Arc::new(ArcSwap::from_pointee(set)),
+            catalog: Arc::new(Catalog::new(set)),
         }
     }
 
     /// The published zone set, read by the workers.
     pub fn zones(&self) -> &Arc<ArcSwap<ZoneSet>> {
-        &self.zones
+        self.catalog.zones()
+    }
+
+    /// The catalog, through which secondary zones publish their versions.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
     }
 
     /// The configuration in force.
@@ -187,15 +213,14 @@ impl Reloader {
                 tracing::error!("configuration not reloaded, re-reading the zones it had:\n{e}");
             }
         }
-        let previous = self.zones.load_full();
-        let (set, reports) = load_zones(
-            &self.config.zones,
-            Some(&previous),
-            previous.unmatched.clone(),
-        );
-        let set = set.with_udp_payload(self.config.server.udp_payload);
-        let set = Arc::new(set);
-        self.zones.store(set.clone());
+        let zones = &self.config.zones;
+        let udp_payload = self.config.server.udp_payload;
+        let reports = self.catalog.update(|previous| {
+            let (set, reports) = load_zones(zones, Some(previous), previous.unmatched.clone());
+            let set = set.with_udp_payload(udp_payload);
+            (Some(set), reports)
+        });
+        let set = self.catalog.zones().load_full();
         // Logged once published: "zone loaded" means it is being served.
         reports.iter().for_each(log_report);
         log_summary(&set, self.config.zones.len());

@@ -4,9 +4,12 @@
 
 pub mod outgoing;
 pub mod refresh;
+pub mod secondary;
+pub mod status;
 
 pub mod client;
 pub mod tsig;
+pub mod upstream;
 
 use crate::zone::{Name, Zone};
 

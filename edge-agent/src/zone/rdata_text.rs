@@ -1187,13 +1187,13 @@ mod encoding {
                 acc = acc << 6 | base64_value(b)?;
             }
             chars += 1;
-            if chars % 4 == 0 {
+            if chars.is_multiple_of(4) {
                 let bytes = acc.to_be_bytes();
                 out.extend_from_slice(&bytes[1..4 - padding]);
                 acc = 0;
             }
         }
-        (chars % 4 == 0).then_some(())
+        chars.is_multiple_of(4).then_some(())
     }
 
     /// Appends padded base64.
@@ -1301,7 +1301,7 @@ mod time {
     }
 
     fn is_leap(year: u64) -> bool {
-        year % 4 == 0 && (year % 100 != 0 || year % 400 == 0)
+        year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
     }
 
     fn days_in_month(year: u64, month: u64) -> u64 {
@@ -1772,7 +1772,7 @@ mod svcb {
     }
 
     fn mandatory_is_valid(value: &[u8], keys: &[u16]) -> bool {
-        if value.is_empty() || value.len() % 2 != 0 {
+        if value.is_empty() || !value.len().is_multiple_of(2) {
             return false;
         }
         let listed: Vec<u16> = value
@@ -1900,7 +1900,7 @@ mod svcb {
     }
 
     fn write_ipv4_hints(text: &mut String, value: &[u8]) -> bool {
-        if value.is_empty() || value.len() % 4 != 0 {
+        if value.is_empty() || !value.len().is_multiple_of(4) {
             return false;
         }
         for (i, a) in value.chunks_exact(4).enumerate() {
@@ -1911,7 +1911,7 @@ mod svcb {
     }
 
     fn write_ipv6_hints(text: &mut String, value: &[u8]) -> bool {
-        if value.is_empty() || value.len() % 16 != 0 {
+        if value.is_empty() || !value.len().is_multiple_of(16) {
             return false;
         }
         for (i, a) in value.chunks_exact(16).enumerate() {
