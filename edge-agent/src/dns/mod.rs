@@ -11,10 +11,14 @@ use query::{FLAG_QR, FLAG_RD, Query, Reject, opcode, rcode};
 use writer::Writer;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::zone::ZoneSet;
+use crate::xfr::tsig::{
+    ResponseSigner, TsigError, TsigKey, tsig_error_answer, unix_now, verify_request,
+};
 use crate::zone::rr::{class, rtype};
+use crate::zone::{SecondaryControl, ZoneEntry, ZoneSet};
 
 /// The transport a query arrived on; it decides the size limit of the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,12 +46,40 @@ pub fn respond(
 }
 
 /// [`respond`] knowing the client's address (`peer`): NOTIFY is accepted
-/// only from a secondary zone's masters and `notify_from` addresses.
+/// only from a secondary zone's masters and `notify_from` addresses, signed
+/// with TSIG when the master has a key. The system clock is read only for a
+/// NOTIFY (TSIG times).
 pub fn respond_from(
     packet: &[u8],
     transport: Transport,
     peer: Option<IpAddr>,
     zones: &ZoneSet,
+    out: &mut [u8],
+) -> Option<usize> {
+    respond_with_clock(packet, transport, peer, zones, None, out)
+}
+
+/// [`respond_from`] with the clock given: `now` is the time in seconds since
+/// the Unix epoch that TSIG checks and signatures use.
+pub fn respond_at(
+    packet: &[u8],
+    transport: Transport,
+    peer: Option<IpAddr>,
+    zones: &ZoneSet,
+    now: u64,
+    out: &mut [u8],
+) -> Option<usize> {
+    respond_with_clock(packet, transport, peer, zones, Some(now), out)
+}
+
+/// The body of [`respond_from`] and [`respond_at`]; `now: None` reads the
+/// system clock when needed.
+fn respond_with_clock(
+    packet: &[u8],
+    transport: Transport,
+    peer: Option<IpAddr>,
+    zones: &ZoneSet,
+    now: Option<u64>,
     out: &mut [u8],
 ) -> Option<usize> {
     let (query, question_end) = match query::parse_query(packet) {
@@ -83,8 +115,16 @@ pub fn respond_from(
         }
     }
     if query.opcode == opcode::NOTIFY {
-        let rcode = notify(&query, &packet[question_end..], peer, zones, &mut w);
-        return Some(finish(w, &query, rcode, zones.udp_payload));
+        let now = now.unwrap_or_else(unix_now);
+        let notified = Notified {
+            packet,
+            question_end,
+            peer,
+            now,
+        };
+        let (rcode, tsig) = notify(&query, &notified, zones, &mut w);
+        let len = finish(w, &query, rcode, zones.udp_payload);
+        return Some(answer_tsig(packet, tsig, out, len, limit, now));
     }
     let rcode = match classify(&query, transport) {
         Some(rcode) => {
@@ -125,36 +165,121 @@ fn classify(query: &Query, transport: Transport) -> Option<u16> {
     }
 }
 
+/// A NOTIFY as received: the whole message (TSIG covers all of it), where
+/// its question ends, who sent it and when.
+struct Notified<'a> {
+    packet: &'a [u8],
+    question_end: usize,
+    peer: Option<IpAddr>,
+    now: u64,
+}
+
+/// The TSIG an answer gets once written.
+enum AnswerTsig {
+    /// None: the request was unsigned (or never got that far).
+    None,
+    /// Signed with the request's key, chaining the request MAC.
+    Sign(Arc<TsigKey>, Vec<u8>),
+    /// The TSIG error answer to a request that failed verification against
+    /// these keys.
+    Error(Vec<Arc<TsigKey>>, TsigError),
+}
+
 /// A NOTIFY (RFC 1996): accepted for a secondary zone from its masters and
-/// `notify_from` addresses; wakes the zone's refresh task with the serial
-/// the NOTIFY carried. `rest` is the message after the question.
+/// `notify_from` addresses; a master that has a TSIG key must sign it with
+/// that key (RFC 8945), and a signed NOTIFY gets a signed answer. Wakes the
+/// zone's refresh task with the serial the NOTIFY carried.
 fn notify(
     query: &Query,
-    rest: &[u8],
-    peer: Option<IpAddr>,
+    notified: &Notified<'_>,
     zones: &ZoneSet,
     w: &mut Writer<'_>,
-) -> u16 {
+) -> (u16, AnswerTsig) {
     let entry = zones
         .find(query.lower_qname(), rtype::SOA)
         .filter(|e| e.zone.apex().as_wire() == query.lower_qname());
     let Some((entry, control)) = entry.and_then(|e| Some((e, e.secondary.as_ref()?))) else {
         zones.unmatched.record(query.qtype, rcode::NOTAUTH);
-        return rcode::NOTAUTH;
+        return (rcode::NOTAUTH, AnswerTsig::None);
     };
     if query.qtype != rtype::SOA {
         entry.stats.record(query.qtype, rcode::FORMERR);
-        return rcode::FORMERR;
+        return (rcode::FORMERR, AnswerTsig::None);
     }
-    if !peer.is_some_and(|peer| control.may_notify(peer)) {
+    let Some(peer) = notified.peer.filter(|&peer| control.may_notify(peer)) else {
         control.notifies_refused.fetch_add(1, Ordering::Relaxed);
         entry.stats.record(query.qtype, rcode::REFUSED);
-        return rcode::REFUSED;
-    }
-    control.notify(notified_serial(rest));
+        return (rcode::REFUSED, AnswerTsig::None);
+    };
+    let allowed = control.notify_keys(peer);
+    let tsig = match verify_request(&allowed.keys, notified.packet, notified.now) {
+        Ok(Some((key, mac))) => AnswerTsig::Sign(key, mac),
+        Ok(None) if allowed.required => {
+            refuse_notify(entry, control, peer, &"the NOTIFY is not signed");
+            return (rcode::REFUSED, AnswerTsig::None);
+        }
+        Ok(None) => AnswerTsig::None,
+        Err(error) => {
+            refuse_notify(entry, control, peer, &error);
+            let rcode = match error.request_error_code() {
+                Some(_) => rcode::NOTAUTH,
+                None => rcode::FORMERR,
+            };
+            return (rcode, AnswerTsig::Error(allowed.keys, error));
+        }
+    };
+    control.notify(notified_serial(&notified.packet[notified.question_end..]));
     entry.stats.record(query.qtype, rcode::NOERROR);
     w.set_flags(w.flags() | query::FLAG_AA);
-    rcode::NOERROR
+    (rcode::NOERROR, tsig)
+}
+
+/// Counts a NOTIFY refused for its TSIG, and logs it on the first refusal
+/// and then at every power of two: a forged source could otherwise flood
+/// the log.
+fn refuse_notify(
+    entry: &ZoneEntry,
+    control: &SecondaryControl,
+    peer: IpAddr,
+    why: &dyn std::fmt::Display,
+) {
+    let refused = control.notifies_refused.fetch_add(1, Ordering::Relaxed) + 1;
+    entry.stats.record(rtype::SOA, rcode::REFUSED);
+    if refused.is_power_of_two() {
+        tracing::warn!(
+            zone = %entry.zone.apex(),
+            %peer,
+            refused,
+            "NOTIFY refused: {why}"
+        );
+    }
+}
+
+/// Adds the TSIG `tsig` calls for to the answer in `out[..len]`; returns the
+/// new length. An answer that would no longer fit in `limit` stays as it is.
+fn answer_tsig(
+    request: &[u8],
+    tsig: AnswerTsig,
+    out: &mut [u8],
+    len: usize,
+    limit: usize,
+    now: u64,
+) -> usize {
+    let mut answer = out[..len].to_vec();
+    let added = match tsig {
+        AnswerTsig::None => return len,
+        AnswerTsig::Sign(key, mac) => ResponseSigner::new(&key, mac).sign(&mut answer, now),
+        AnswerTsig::Error(keys, error) => {
+            tsig_error_answer(&keys, request, &error, &mut answer, now)
+        }
+    };
+    match out.get_mut(..answer.len()) {
+        Some(room) if added.is_ok() && answer.len() <= limit => {
+            room.copy_from_slice(&answer);
+            answer.len()
+        }
+        _ => len,
+    }
 }
 
 /// The serial of the SOA in a NOTIFY's answer section, if it has one. `rest`
@@ -211,5 +336,7 @@ fn error_response(packet: &[u8], question_end: Option<usize>, rcode: u16, out: &
     end
 }
 
+#[cfg(test)]
+mod notify_tests;
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@ pub mod catalog;
 pub mod reload;
 pub mod secondaries;
 pub mod tcp;
+pub mod transfer;
 pub mod udp;
 
 use std::io;
@@ -168,6 +169,11 @@ pub struct ServerStats {
     pub udp_receive_errors: AtomicU64,
     /// UDP responses that could not be sent.
     pub udp_send_errors: AtomicU64,
+    /// Zone transfers (AXFR, IXFR) sent out to the end.
+    pub transfers_out: AtomicU64,
+    /// Zone transfer requests refused: not admitted by `allow_transfer`, bad
+    /// TSIG, unknown or expired zone, malformed.
+    pub transfers_refused: AtomicU64,
 }
 
 impl ServerStats {
@@ -185,6 +191,9 @@ struct Shared<R> {
     stats: Arc<ServerStats>,
     /// TCP connections open now, over all workers.
     tcp_open: AtomicUsize,
+    /// Who may transfer which zone; `None`: transfer requests go to the
+    /// responder like any query.
+    transfers: Option<Arc<transfer::TransferPolicy>>,
 }
 
 /// The sockets of one worker: one UDP socket and one TCP listener per address.
@@ -381,12 +390,24 @@ impl Workers {
         limits: TcpLimits,
         responder: Arc<R>,
     ) -> Result<Workers, ServeError> {
+        Workers::start_with_transfers(listeners, limits, responder, None)
+    }
+
+    /// [`Workers::start`] serving zone transfers over TCP as `transfers`
+    /// allows them.
+    pub fn start_with_transfers<R: Responder>(
+        listeners: Listeners,
+        limits: TcpLimits,
+        responder: Arc<R>,
+        transfers: Option<Arc<transfer::TransferPolicy>>,
+    ) -> Result<Workers, ServeError> {
         let stats = Arc::new(ServerStats::default());
         let shared = Arc::new(Shared {
             responder,
             limits,
             stats: stats.clone(),
             tcp_open: AtomicUsize::new(0),
+            transfers,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (failure_tx, failures) = mpsc::unbounded_channel();
@@ -539,18 +560,23 @@ async fn run_until_stopped(config_path: PathBuf, config: Config) -> Result<(), S
         tracing::info!(%address, "listening on UDP and TCP");
     }
     let mut reloader = reload::Reloader::new(config_path, config);
-    let _store = secondaries::start(reloader.config(), reloader.catalog())?;
+    let store = secondaries::start(reloader.config(), reloader.catalog())?;
     let zones = reloader.zones().clone();
     let server = reloader.config().server.clone();
-    let mut workers = Workers::start(
+    // Built once: allow_transfer and [[tsig]] changes need a restart.
+    let transfers = transfer::TransferPolicy::from_config(reloader.config(), zones.clone(), store);
+    let zones_allowing_transfers = transfers.zones_allowing_transfers();
+    let mut workers = Workers::start_with_transfers(
         listeners,
         TcpLimits::from(&server),
         Arc::new(ZoneResponder::new(zones)),
+        Some(Arc::new(transfers)),
     )?;
     tracing::info!(
         workers = server.workers,
         udp_payload = server.udp_payload,
         tcp_max_connections = server.tcp_max_connections,
+        zones_allowing_transfers,
         "serving"
     );
 

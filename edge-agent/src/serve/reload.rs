@@ -14,8 +14,9 @@ use arc_swap::ArcSwap;
 
 use super::catalog::Catalog;
 
-use crate::config::{Config, ZoneConfig, ZoneSource};
+use crate::config::{Config, TsigKeyConfig, ZoneConfig, ZoneSource};
 use crate::stats::ZoneStats;
+use crate::xfr::tsig::TsigKey;
 use crate::zone::{LoadError, Name, SecondaryControl, Zone, ZoneEntry, ZoneSet, load_zone};
 
 /// What happened to one configured zone during a load.
@@ -52,8 +53,22 @@ pub enum ZoneOutcome {
 
 /// Loads every zone of `zones`. A zone that fails keeps its entry from
 /// `previous` if it has one; counters are taken over from `previous` by name.
+/// Secondary zones get no TSIG keys for NOTIFY: enough for `check`; the
+/// daemon uses [`load_zones_with_keys`].
 pub fn load_zones(
     zones: &[ZoneConfig],
+    previous: Option<&ZoneSet>,
+    unmatched: Arc<ZoneStats>,
+) -> (ZoneSet, Vec<ZoneReport>) {
+    load_zones_with_keys(zones, &[], previous, unmatched)
+}
+
+/// [`load_zones`] where a new secondary zone's control gets the TSIG keys
+/// (from `tsig_keys`) of its masters: a NOTIFY from a master that has a key
+/// must be signed with it.
+pub fn load_zones_with_keys(
+    zones: &[ZoneConfig],
+    tsig_keys: &[TsigKeyConfig],
     previous: Option<&ZoneSet>,
     unmatched: Arc<ZoneStats>,
 ) -> (ZoneSet, Vec<ZoneReport>) {
@@ -77,10 +92,20 @@ pub fn load_zones(
                         let mut notifiers: Vec<IpAddr> =
                             masters.iter().map(|m| m.address.ip()).collect();
                         notifiers.extend(notify_from.iter().copied());
+                        let master_keys = masters
+                            .iter()
+                            .filter_map(|m| {
+                                let name = m.tsig.as_ref()?;
+                                let key = tsig_keys.iter().find(|k| &k.name == name)?;
+                                Some((m.address.ip(), Arc::new(TsigKey::from(key))))
+                            })
+                            .collect();
+                        let control =
+                            SecondaryControl::new(notifiers).with_master_keys(master_keys);
                         ZoneEntry {
                             zone: Arc::new(Zone::placeholder(&zone.name)),
                             stats: old.map_or_else(Arc::default, |e| e.stats.clone()),
-                            secondary: Some(Arc::new(SecondaryControl::new(notifiers))),
+                            secondary: Some(Arc::new(control)),
                         }
                     });
                 entries.push(entry);
@@ -157,7 +182,8 @@ pub struct Reloader {
 impl Reloader {
     /// Loads the zones of `config` (read from `config_path`) and publishes them.
     pub fn new(config_path: PathBuf, config: Config) -> Reloader {
-        let (set, reports) = load_zones(&config.zones, None, Arc::default());
+        let (set, reports) =
+            load_zones_with_keys(&config.zones, &config.tsig_keys, None, Arc::default());
         let set = set.with_udp_payload(config.server.udp_payload);
         reports.iter().for_each(log_report);
         log_summary(&set, config.zones.len());
@@ -214,9 +240,11 @@ impl Reloader {
             }
         }
         let zones = &self.config.zones;
+        let tsig_keys = &self.config.tsig_keys;
         let udp_payload = self.config.server.udp_payload;
         let reports = self.catalog.update(|previous| {
-            let (set, reports) = load_zones(zones, Some(previous), previous.unmatched.clone());
+            let (set, reports) =
+                load_zones_with_keys(zones, tsig_keys, Some(previous), previous.unmatched.clone());
             let set = set.with_udp_payload(udp_payload);
             (Some(set), reports)
         });

@@ -7,6 +7,12 @@
 //! does not read cannot make us buffer without bound). Answers are sent in
 //! query order. Memory per connection is at most one maximum-size message of
 //! input plus [`OUTPUT_HIGH_WATER`] and one maximum-size answer of output.
+//!
+//! A zone transfer request (AXFR, IXFR) is answered in turn like any query,
+//! after the answers queued before it, but by [`super::transfer`]: its
+//! messages are produced one at a time while the unsent output stays below
+//! [`TRANSFER_HIGH_WATER`], so a transfer of any size holds a few messages.
+//! No further query is read until the transfer is sent.
 
 use std::cell::RefCell;
 use std::io;
@@ -19,8 +25,11 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+use super::transfer::{self, ActiveTransfer, Start};
 use super::{Responder, ServerStats, Shared};
 use crate::dns::Transport;
+use crate::xfr::outgoing;
+use crate::xfr::tsig::unix_now;
 
 /// Largest DNS message (and answer buffer), the limit of the 2-byte length.
 const MAX_MESSAGE: usize = 65_535;
@@ -28,6 +37,9 @@ const MAX_MESSAGE: usize = 65_535;
 const MIN_MESSAGE: usize = 12;
 /// Reading stops while more unsent answer bytes than this are queued.
 pub const OUTPUT_HIGH_WATER: usize = 16 * 1024;
+/// A zone transfer's messages are produced while fewer unsent bytes than
+/// this are queued: four of its largest messages.
+pub const TRANSFER_HIGH_WATER: usize = 4 * outgoing::MAX_MESSAGE;
 /// Input buffer reserved per read when no longer message is announced.
 const READ_CHUNK: usize = 4096;
 /// After the last answer of a connection we close, how long unread queries
@@ -125,6 +137,25 @@ async fn serve_connection<R: Responder>(
 ) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let peer = stream.peer_addr()?.ip();
+    let mut transfer: Option<Box<ActiveTransfer>> = None;
+    let result = serve_frames(&mut stream, peer, shared, &mut transfer).await;
+    if let Some(active) = &transfer {
+        match &result {
+            Ok(()) => active.abandoned(&"the connection idled out"),
+            Err(e) => active.abandoned(e),
+        }
+    }
+    result
+}
+
+/// The body of [`serve_connection`]; `transfer` holds the zone transfer
+/// being sent, if any, so that an unfinished one can be logged.
+async fn serve_frames<R: Responder>(
+    stream: &mut TcpStream,
+    peer: IpAddr,
+    shared: &Shared<R>,
+    transfer: &mut Option<Box<ActiveTransfer>>,
+) -> io::Result<()> {
     let timeout = shared.limits.idle_timeout;
     let mut input: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut output = Output::default();
@@ -135,14 +166,30 @@ async fn serve_connection<R: Responder>(
 
     loop {
         let mut progress = false;
-        if read_end == ReadEnd::Open || read_end == ReadEnd::Eof {
+        if let Some(active) = transfer
+            && !fill_transfer(active, &mut output)?
+        {
+            active.finished(&shared.stats);
+            *transfer = None;
+        }
+        if transfer.is_none() && (read_end == ReadEnd::Open || read_end == ReadEnd::Eof) {
             let budget = shared
                 .limits
                 .max_queries_per_connection
                 .map(|max| max.saturating_sub(answered));
-            let frames =
-                answer_frames(&input, &mut output, budget, shared.responder.as_ref(), peer);
+            let frames = answer_frames(
+                &input,
+                &mut output,
+                budget,
+                shared.responder.as_ref(),
+                peer,
+                shared.transfers.is_some(),
+            );
             answered = answered.saturating_add(frames.answered);
+            let request = frames
+                .transfer
+                .and_then(|range| input.get(range))
+                .map(<[u8]>::to_vec);
             input.drain(..frames.consumed);
             if let Some(end) = frames.end {
                 if end == ReadEnd::Malformed {
@@ -150,21 +197,35 @@ async fn serve_connection<R: Responder>(
                 }
                 read_end = end;
             }
+            if let (Some(request), Some(policy)) = (request, &shared.transfers) {
+                match transfer::start(policy, &request, peer, &shared.stats).await {
+                    Start::Stream(active) => *transfer = Some(active),
+                    Start::Answer(answer) => output.push_message(&answer),
+                }
+                // Produce the first messages (or answer what follows) now.
+                continue;
+            }
         }
-        progress |= output.write_some(&stream)?;
-        if read_end != ReadEnd::Open && output.is_empty() {
+        progress |= output.write_some(stream)?;
+        if read_end != ReadEnd::Open && output.is_empty() && transfer.is_none() {
             break;
         }
         if progress {
             idle.as_mut().reset(Instant::now() + timeout);
         }
 
-        let want_read = read_end == ReadEnd::Open && output.unsent() < OUTPUT_HIGH_WATER;
-        let want_write = !output.is_empty();
+        // No query is read while a transfer is being sent: they wait in the
+        // socket, in order.
+        let want_read =
+            read_end == ReadEnd::Open && transfer.is_none() && output.unsent() < OUTPUT_HIGH_WATER;
+        // A transfer whose queued messages all went out produces more as
+        // soon as the socket takes them (waiting here also lets the worker's
+        // other connections run).
+        let want_write = !output.is_empty() || transfer.is_some();
         tokio::select! {
             ready = stream.readable(), if want_read => {
                 ready?;
-                if read_some(&stream, &mut input)? {
+                if read_some(stream, &mut input)? {
                     idle.as_mut().reset(Instant::now() + timeout);
                 } else {
                     read_end = ReadEnd::Eof;
@@ -182,9 +243,24 @@ async fn serve_connection<R: Responder>(
         // Half-close, then drain what the client still sends: closing with
         // unread input would reset the connection and could lose the answers.
         stream.shutdown().await?;
-        let _ = tokio::time::timeout(LINGER, drain(&stream)).await;
+        let _ = tokio::time::timeout(LINGER, drain(stream)).await;
     }
     Ok(())
+}
+
+/// Queues the transfer's next messages until [`TRANSFER_HIGH_WATER`] unsent
+/// bytes are waiting. Returns `false` once its last message is queued.
+fn fill_transfer(active: &mut ActiveTransfer, output: &mut Output) -> io::Result<bool> {
+    while output.unsent() < TRANSFER_HIGH_WATER {
+        match active.next_message(unix_now()) {
+            Ok(Some(message)) => output.push_message(message),
+            Ok(None) => return Ok(false),
+            // Signing a message we built cannot fail; if it did, the client
+            // must not get a stream with a hole: end the connection.
+            Err(e) => return Err(io::Error::other(e)),
+        }
+    }
+    Ok(true)
 }
 
 /// Reads whatever is available into `input`. Returns `false` at end of stream.
@@ -229,17 +305,23 @@ struct Frames {
     answered: u32,
     /// Set when the connection must stop reading.
     end: Option<ReadEnd>,
+    /// Where in the input the zone transfer request that stopped answering
+    /// lies (counted in `consumed` and `answered`); it is answered next.
+    transfer: Option<std::ops::Range<usize>>,
 }
 
 /// Answers the complete frames at the start of `input`, appending each answer
 /// with its length to `output`, until the input holds no complete frame, the
-/// output reaches its high-water mark or `budget` queries were taken.
+/// output reaches its high-water mark or `budget` queries were taken. With
+/// `transfers`, a zone transfer request stops it too: it is taken and left
+/// for the caller in [`Frames::transfer`].
 fn answer_frames<R: Responder + ?Sized>(
     input: &[u8],
     output: &mut Output,
     budget: Option<u32>,
     responder: &R,
     peer: IpAddr,
+    transfers: bool,
 ) -> Frames {
     let mut frames = Frames::default();
     while output.unsent() < OUTPUT_HIGH_WATER {
@@ -255,8 +337,13 @@ fn answer_frames<R: Responder + ?Sized>(
             break;
         }
         let Some(query) = after.get(..len) else { break };
+        let start = frames.consumed + 2;
         frames.consumed += 2 + len;
         frames.answered += 1;
+        if transfers && transfer::is_transfer_request(query) {
+            frames.transfer = Some(start..start + len);
+            break;
+        }
         let answered = ANSWER.with_borrow_mut(|answer| {
             let reply = responder
                 .respond_from(query, Transport::Tcp, peer, answer)
@@ -368,13 +455,14 @@ mod tests {
         let mut input = [frame(1, 12), frame(2, 20), frame(3, 12)].concat();
         input.truncate(input.len() - 1);
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL);
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL, false);
         assert_eq!(
             frames,
             Frames {
                 consumed: 14 + 22,
                 answered: 2,
-                end: None
+                end: None,
+                transfer: None
             }
         );
         let mut expected = [frame(1, 12), frame(2, 20)].concat();
@@ -387,13 +475,14 @@ mod tests {
     fn unanswered_message_ends_reading_after_earlier_answers() {
         let input = [frame(1, 12), frame(0xff, 12), frame(3, 12)].concat();
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL);
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL, false);
         assert_eq!(
             frames,
             Frames {
                 consumed: 28,
                 answered: 2,
-                end: Some(ReadEnd::Malformed)
+                end: Some(ReadEnd::Malformed),
+                transfer: None
             }
         );
         assert_eq!(output.unsent(), 14);
@@ -403,13 +492,14 @@ mod tests {
     fn short_length_prefix_is_malformed() {
         let input = [frame(1, 12), vec![0, 3, 1, 2, 3]].concat();
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL);
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL, false);
         assert_eq!(
             frames,
             Frames {
                 consumed: 14,
                 answered: 1,
-                end: Some(ReadEnd::Malformed)
+                end: Some(ReadEnd::Malformed),
+                transfer: None
             }
         );
     }
@@ -418,22 +508,48 @@ mod tests {
     fn query_budget_stops_taking_frames() {
         let input = [frame(1, 12), frame(2, 12), frame(3, 12)].concat();
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, Some(2), &Echo, LOCAL);
+        let frames = answer_frames(&input, &mut output, Some(2), &Echo, LOCAL, false);
         assert_eq!(
             frames,
             Frames {
                 consumed: 28,
                 answered: 2,
-                end: Some(ReadEnd::QueryLimit)
+                end: Some(ReadEnd::QueryLimit),
+                transfer: None
             }
         );
+    }
+
+    #[test]
+    fn transfer_request_stops_answering_and_is_handed_over() {
+        let mut axfr = b"\x00\x07\x00\x00\x00\x01\x00\x00\x00\x00\x00\x00".to_vec();
+        axfr.extend_from_slice(b"\x07example\x04test\x00\x00\xfc\x00\x01");
+        let mut axfr_frame = (axfr.len() as u16).to_be_bytes().to_vec();
+        axfr_frame.extend_from_slice(&axfr);
+        let input = [frame(1, 12), axfr_frame.clone(), frame(3, 12)].concat();
+        let mut output = Output::default();
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL, true);
+        assert_eq!(
+            frames,
+            Frames {
+                consumed: 14 + axfr_frame.len(),
+                answered: 2,
+                end: None,
+                transfer: Some(16..16 + axfr.len()),
+            }
+        );
+        assert_eq!(output.unsent(), 14, "only the answer before it");
+        // Without transfers the responder answers it like any query.
+        let mut output = Output::default();
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL, false);
+        assert_eq!((frames.answered, frames.transfer), (3, None));
     }
 
     #[test]
     fn output_high_water_stops_answering() {
         let input: Vec<u8> = (0..10).flat_map(|i| frame(i, 4000)).collect();
         let mut output = Output::default();
-        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL);
+        let frames = answer_frames(&input, &mut output, None, &Echo, LOCAL, false);
         assert_eq!(
             frames.answered, 5,
             "stops once past {OUTPUT_HIGH_WATER} unsent bytes"

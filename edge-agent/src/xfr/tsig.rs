@@ -16,12 +16,14 @@
 //! the Unix epoch), so skewed clocks are tested without touching the system's.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::{constant_time, hmac};
 
 use super::client::read_name;
-use crate::dns::query::skip_name;
+use crate::config::{TsigAlgorithmName, TsigKeyConfig};
+use crate::dns::query::{rcode, skip_name};
 use crate::zone::Name;
 use crate::zone::rr::{class, rtype};
 
@@ -145,6 +147,18 @@ impl TsigKey {
     }
 }
 
+impl From<&TsigKeyConfig> for TsigKey {
+    /// The key a `[[tsig]]` section defines.
+    fn from(config: &TsigKeyConfig) -> TsigKey {
+        let algorithm = match config.algorithm {
+            TsigAlgorithmName::HmacSha256 => TsigAlgorithm::HmacSha256,
+            TsigAlgorithmName::HmacSha384 => TsigAlgorithm::HmacSha384,
+            TsigAlgorithmName::HmacSha512 => TsigAlgorithm::HmacSha512,
+        };
+        TsigKey::new(&config.name, algorithm, config.secret.clone())
+    }
+}
+
 impl fmt::Debug for TsigKey {
     // The secret stays out of logs and panic messages.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -175,6 +189,12 @@ pub enum TsigError {
         /// Our key's name.
         expected: Name,
         /// The name in the message.
+        found: String,
+    },
+    /// A request signed with a key we do not have (BADKEY).
+    #[error("signed with key {found}, which is not configured here (BADKEY)")]
+    UnknownKey {
+        /// The key name in the message.
         found: String,
     },
     /// Signed with another algorithm than our key's.
@@ -228,6 +248,24 @@ pub enum TsigError {
     Malformed(&'static str),
 }
 
+impl TsigError {
+    /// The TSIG error code (RFC 8945 §3) a server answers a request that
+    /// failed verification with: BADKEY for an unknown key or algorithm,
+    /// BADSIG for a MAC that does not verify (a truncated MAC included: we
+    /// accept none), BADTIME outside the time window. `None` for errors that
+    /// are not about the request's signature (a malformed record: FORMERR).
+    pub fn request_error_code(&self) -> Option<u16> {
+        match self {
+            TsigError::UnknownKey { .. }
+            | TsigError::WrongKeyName { .. }
+            | TsigError::WrongAlgorithm { .. } => Some(error_code::BADKEY),
+            TsigError::BadSig | TsigError::TruncatedMac { .. } => Some(error_code::BADSIG),
+            TsigError::BadTime { .. } => Some(error_code::BADTIME),
+            _ => None,
+        }
+    }
+}
+
 /// Seconds since the Unix epoch by the system clock (0 if it is before 1970).
 pub fn unix_now() -> u64 {
     SystemTime::now()
@@ -241,7 +279,92 @@ pub fn unix_now() -> u64 {
 pub fn sign_request(key: &TsigKey, message: &mut Vec<u8>, now: u64) -> Result<Vec<u8>, TsigError> {
     let key = key.canonical();
     let context = hmac::Context::with_key(&key.hmac_key());
-    sign_message(&key, context, message, now, Variables::Full)
+    sign_message(&key, context, message, &Fields::at(now), Variables::Full)
+}
+
+/// The key a request was signed with and the request's MAC, which the
+/// first message of the answer chains.
+pub type VerifiedRequest = (Arc<TsigKey>, Vec<u8>);
+
+/// Verifies a request as a server: finds its TSIG record, looks the key up
+/// by name among `keys` (ignoring case; the algorithm must match), checks
+/// the MAC, then the time against `now` within the request's Fudge (RFC 8945
+/// §5.2). Returns `None` for an unsigned request, else the key and the
+/// request MAC, which the answer's first MAC chains ([`ResponseSigner`]).
+///
+/// Errors map to the TSIG error the answer carries through
+/// [`TsigError::request_error_code`]; [`tsig_error_answer`] builds it.
+pub fn verify_request(
+    keys: &[Arc<TsigKey>],
+    message: &[u8],
+    now: u64,
+) -> Result<Option<VerifiedRequest>, TsigError> {
+    let Some(tsig) = find_tsig(message)? else {
+        return Ok(None);
+    };
+    let key = request_key(keys, &tsig)?;
+    if tsig.mac.len() != key.algorithm.mac_len() {
+        return Err(TsigError::TruncatedMac {
+            len: tsig.mac.len(),
+        });
+    }
+    let canonical = key.canonical();
+    let mut context = hmac::Context::with_key(&canonical.hmac_key());
+    digest_signed_message(&mut context, message, &tsig)?;
+    digest_variables(&mut context, &canonical, &tsig);
+    let expected = context.sign();
+    constant_time::verify_slices_are_equal(expected.as_ref(), tsig.mac)
+        .map_err(|_| TsigError::BadSig)?;
+    if now.abs_diff(tsig.time) > u64::from(tsig.fudge) {
+        return Err(TsigError::BadTime {
+            signed: tsig.time,
+            now,
+            fudge: tsig.fudge,
+        });
+    }
+    Ok(Some((key.clone(), tsig.mac.to_vec())))
+}
+
+/// Turns `response`, a complete answer to `request` without TSIG, into the
+/// answer to a request that failed [`verify_request`] with `error` (RFC 8945
+/// §5.2, §5.3.2): RCODE NOTAUTH and a TSIG record carrying the TSIG error.
+/// For BADKEY and BADSIG the record is unsigned (empty MAC); for BADTIME it
+/// is signed with the request's key, chaining the request MAC, with the
+/// request's Time Signed and our clock `now` in Other Data, so that the
+/// client can verify it and see how far apart the clocks are. An error
+/// without a TSIG code (a malformed record) gets FORMERR and no record.
+pub fn tsig_error_answer(
+    keys: &[Arc<TsigKey>],
+    request: &[u8],
+    error: &TsigError,
+    response: &mut Vec<u8>,
+    now: u64,
+) -> Result<(), TsigError> {
+    let Some(code) = error.request_error_code() else {
+        set_rcode(response, rcode::FORMERR)?;
+        return Ok(());
+    };
+    set_rcode(response, rcode::NOTAUTH)?;
+    let tsig = find_tsig(request)?.ok_or(TsigError::Unsigned)?;
+    if code == error_code::BADTIME
+        && let Ok(key) = request_key(keys, &tsig)
+    {
+        let key = key.canonical();
+        let context = start_chain(&key.hmac_key(), tsig.mac);
+        let fields = Fields {
+            time: tsig.time,
+            error: code,
+            other: &(now & 0xffff_ffff_ffff).to_be_bytes()[2..],
+        };
+        sign_message(&key, context, response, &fields, Variables::Full)?;
+        return Ok(());
+    }
+    let fields = Fields {
+        time: now,
+        error: code,
+        other: &[],
+    };
+    append_tsig_record(response, &tsig.key_name, &tsig.algorithm, &fields, &[])
 }
 
 /// Verifies the messages of an answer to a signed request, in order, and
@@ -437,7 +560,7 @@ impl ResponseSigner {
         } else {
             Variables::Timers
         };
-        self.prior_mac = sign_message(&self.key, context, message, now, variables)?;
+        self.prior_mac = sign_message(&self.key, context, message, &Fields::at(now), variables)?;
         self.signed += 1;
         Ok(())
     }
@@ -489,24 +612,41 @@ fn start_chain(key: &hmac::Key, prior_mac: &[u8]) -> hmac::Context {
     context
 }
 
+/// The fields of a TSIG record we write, besides names and MAC.
+#[derive(Debug)]
+struct Fields<'a> {
+    /// Time Signed (48 bits are written).
+    time: u64,
+    /// TSIG error code.
+    error: u16,
+    /// Other Data (our time, in a BADTIME answer).
+    other: &'a [u8],
+}
+
+impl Fields<'_> {
+    /// The fields of an ordinary signature made at `now`.
+    fn at(now: u64) -> Fields<'static> {
+        Fields {
+            time: now,
+            error: 0,
+            other: &[],
+        }
+    }
+}
+
 /// Computes the MAC of `message` (which has no TSIG yet) on top of what
 /// `context` already holds, then appends the TSIG record. Returns the MAC.
 fn sign_message(
     key: &TsigKey,
     mut context: hmac::Context,
     message: &mut Vec<u8>,
-    now: u64,
+    fields: &Fields<'_>,
     variables: Variables,
 ) -> Result<Vec<u8>, TsigError> {
-    let header = message
-        .get(..12)
-        .ok_or(TsigError::Malformed("message shorter than its header"))?;
-    let id = u16::from_be_bytes([header[0], header[1]]);
-    let arcount = u16::from_be_bytes([header[10], header[11]]);
-    let arcount = arcount
-        .checked_add(1)
-        .ok_or(TsigError::Malformed("additional section full"))?;
-    let time = now & 0xffff_ffff_ffff;
+    if message.len() < 12 {
+        return Err(TsigError::Malformed("message shorter than its header"));
+    }
+    let time = fields.time & 0xffff_ffff_ffff;
     context.update(message);
     match variables {
         Variables::Full => {
@@ -515,29 +655,89 @@ fn sign_message(
             context.update(&0u32.to_be_bytes());
             context.update(key.algorithm.wire_name());
             digest_timers(&mut context, time, DEFAULT_FUDGE);
-            context.update(&0u16.to_be_bytes()); // error
-            context.update(&0u16.to_be_bytes()); // other length
+            context.update(&fields.error.to_be_bytes());
+            // Other Data is our 6-byte time at most.
+            context.update(&(fields.other.len() as u16).to_be_bytes());
+            context.update(fields.other);
         }
         Variables::Timers => digest_timers(&mut context, time, DEFAULT_FUDGE),
     }
     let mac = context.sign().as_ref().to_vec();
-    let algorithm = key.algorithm.wire_name();
-    let rdlength = algorithm.len() + 6 + 2 + 2 + mac.len() + 2 + 2 + 2;
-    message.extend_from_slice(key.name.as_wire());
+    append_tsig_record(
+        message,
+        key.name.as_wire(),
+        key.algorithm.wire_name(),
+        fields,
+        &mac,
+    )?;
+    Ok(mac)
+}
+
+/// Appends a TSIG record (names in uncompressed wire form) to `message` and
+/// counts it in ARCOUNT; the Original ID is the message's ID.
+fn append_tsig_record(
+    message: &mut Vec<u8>,
+    key_name: &[u8],
+    algorithm: &[u8],
+    fields: &Fields<'_>,
+    mac: &[u8],
+) -> Result<(), TsigError> {
+    let header = message
+        .get(..12)
+        .ok_or(TsigError::Malformed("message shorter than its header"))?;
+    let id = u16::from_be_bytes([header[0], header[1]]);
+    let arcount = u16::from_be_bytes([header[10], header[11]])
+        .checked_add(1)
+        .ok_or(TsigError::Malformed("additional section full"))?;
+    let rdlength = algorithm.len() + 6 + 2 + 2 + mac.len() + 2 + 2 + 2 + fields.other.len();
+    let rdlength =
+        u16::try_from(rdlength).map_err(|_| TsigError::Malformed("TSIG record too long"))?;
+    message.extend_from_slice(key_name);
     message.extend_from_slice(&rtype::TSIG.to_be_bytes());
     message.extend_from_slice(&class::ANY.to_be_bytes());
     message.extend_from_slice(&0u32.to_be_bytes());
-    message.extend_from_slice(&(rdlength as u16).to_be_bytes());
+    message.extend_from_slice(&rdlength.to_be_bytes());
     message.extend_from_slice(algorithm);
-    message.extend_from_slice(&time.to_be_bytes()[2..]);
+    message.extend_from_slice(&(fields.time & 0xffff_ffff_ffff).to_be_bytes()[2..]);
     message.extend_from_slice(&DEFAULT_FUDGE.to_be_bytes());
+    // A MAC is at most 64 bytes.
     message.extend_from_slice(&(mac.len() as u16).to_be_bytes());
-    message.extend_from_slice(&mac);
+    message.extend_from_slice(mac);
     message.extend_from_slice(&id.to_be_bytes());
-    message.extend_from_slice(&0u16.to_be_bytes()); // error
-    message.extend_from_slice(&0u16.to_be_bytes()); // other length
+    message.extend_from_slice(&fields.error.to_be_bytes());
+    message.extend_from_slice(&(fields.other.len() as u16).to_be_bytes());
+    message.extend_from_slice(fields.other);
     message[10..12].copy_from_slice(&arcount.to_be_bytes());
-    Ok(mac)
+    Ok(())
+}
+
+/// Sets the RCODE (low four bits of the flags) of a message.
+fn set_rcode(message: &mut [u8], code: u16) -> Result<(), TsigError> {
+    let flags = message
+        .get_mut(3)
+        .ok_or(TsigError::Malformed("message shorter than its header"))?;
+    *flags = (*flags & 0xf0) | (code & 0x0f) as u8;
+    Ok(())
+}
+
+/// The key among `keys` named as in `tsig`, which must use its algorithm.
+fn request_key<'k>(
+    keys: &'k [Arc<TsigKey>],
+    tsig: &TsigRecord<'_>,
+) -> Result<&'k Arc<TsigKey>, TsigError> {
+    let key = keys
+        .iter()
+        .find(|key| key.name.as_wire().eq_ignore_ascii_case(&tsig.key_name))
+        .ok_or_else(|| TsigError::UnknownKey {
+            found: display_wire(&tsig.key_name),
+        })?;
+    if TsigAlgorithm::from_wire_name(&tsig.algorithm) != Some(key.algorithm) {
+        return Err(TsigError::WrongAlgorithm {
+            expected: key.algorithm,
+            found: display_wire(&tsig.algorithm),
+        });
+    }
+    Ok(key)
 }
 
 /// Feeds a signed message without its TSIG record: the header with the
@@ -947,6 +1147,196 @@ mod tests {
             verifier.verify(&m, NOW),
             Err(TsigError::PeerBadKey { .. })
         ));
+    }
+
+    /// The keys a server knows: `xfr-key.` (the one `key` builds) and another.
+    fn server_keys(secret: &[u8]) -> Vec<Arc<TsigKey>> {
+        vec![
+            Arc::new(TsigKey::new(
+                &Name::parse("other-key.").unwrap(),
+                TsigAlgorithm::HmacSha512,
+                b"another secret".to_vec(),
+            )),
+            Arc::new(key(secret)),
+        ]
+    }
+
+    fn signed_request(key: &TsigKey, at: u64) -> (Vec<u8>, Vec<u8>) {
+        let mut request = message(0x4242, 0);
+        let mac = sign_request(key, &mut request, at).unwrap();
+        (request, mac)
+    }
+
+    /// An answer skeleton to `request`: its header with QR set, no TSIG.
+    fn answer_to(request: &[u8]) -> Vec<u8> {
+        message(u16::from_be_bytes([request[0], request[1]]), 0x8400)
+    }
+
+    #[test]
+    fn signed_request_verifies_and_names_its_key_and_mac() {
+        let keys = server_keys(b"secret");
+        let (request, mac) = signed_request(&key(b"secret"), NOW);
+        let (found, request_mac) = verify_request(&keys, &request, NOW + 10)
+            .unwrap()
+            .expect("signed");
+        assert!(Arc::ptr_eq(&found, &keys[1]));
+        assert_eq!(request_mac, mac);
+        // The answer signed for that request verifies at the client.
+        let mut signer = ResponseSigner::new(&found, request_mac);
+        let mut answer = answer_to(&request);
+        signer.sign(&mut answer, NOW).unwrap();
+        verify_all(&key(b"secret"), &mac, &[answer], NOW).unwrap();
+    }
+
+    #[test]
+    fn unsigned_request_is_none() {
+        assert_eq!(
+            verify_request(&server_keys(b"secret"), &message(1, 0), NOW),
+            Ok(None)
+        );
+    }
+
+    #[test]
+    fn key_name_case_does_not_matter_for_requests() {
+        let mut request = message(1, 0);
+        let mixed = TsigKey {
+            name: Name::parse("XFR-KEY.").unwrap(),
+            algorithm: TsigAlgorithm::HmacSha256,
+            secret: b"secret".to_vec(),
+        };
+        sign_request(&mixed, &mut request, NOW).unwrap();
+        let server = vec![Arc::new(mixed)];
+        assert!(verify_request(&server, &request, NOW).unwrap().is_some());
+    }
+
+    #[test]
+    fn tampered_request_is_badsig() {
+        let (mut request, _) = signed_request(&key(b"secret"), NOW);
+        request[13] ^= 0x20;
+        let error = verify_request(&server_keys(b"secret"), &request, NOW).unwrap_err();
+        assert_eq!(error, TsigError::BadSig);
+        assert_eq!(error.request_error_code(), Some(error_code::BADSIG));
+    }
+
+    #[test]
+    fn wrong_secret_is_badsig_and_unknown_key_is_badkey() {
+        let (request, _) = signed_request(&key(b"wrong secret"), NOW);
+        assert_eq!(
+            verify_request(&server_keys(b"secret"), &request, NOW),
+            Err(TsigError::BadSig)
+        );
+        let stranger = TsigKey::new(
+            &Name::parse("stranger.").unwrap(),
+            TsigAlgorithm::HmacSha256,
+            b"secret".to_vec(),
+        );
+        let (request, _) = signed_request(&stranger, NOW);
+        let error = verify_request(&server_keys(b"secret"), &request, NOW).unwrap_err();
+        assert!(
+            matches!(&error, TsigError::UnknownKey { found } if found == "stranger."),
+            "{error:?}"
+        );
+        assert_eq!(error.request_error_code(), Some(error_code::BADKEY));
+    }
+
+    #[test]
+    fn wrong_algorithm_is_badkey() {
+        let mut sha384 = key(b"secret");
+        sha384.algorithm = TsigAlgorithm::HmacSha384;
+        let (request, _) = signed_request(&sha384, NOW);
+        let error = verify_request(&server_keys(b"secret"), &request, NOW).unwrap_err();
+        assert!(
+            matches!(error, TsigError::WrongAlgorithm { .. }),
+            "{error:?}"
+        );
+        assert_eq!(error.request_error_code(), Some(error_code::BADKEY));
+    }
+
+    #[test]
+    fn skewed_request_clock_is_badtime_within_the_request_fudge() {
+        let keys = server_keys(b"secret");
+        let (request, _) = signed_request(&key(b"secret"), NOW);
+        assert!(verify_request(&keys, &request, NOW - 300).is_ok());
+        let error = verify_request(&keys, &request, NOW + 301).unwrap_err();
+        assert_eq!(
+            error,
+            TsigError::BadTime {
+                signed: NOW,
+                now: NOW + 301,
+                fudge: 300
+            }
+        );
+        assert_eq!(error.request_error_code(), Some(error_code::BADTIME));
+    }
+
+    #[test]
+    fn badkey_and_badsig_answers_are_unsigned_notauth() {
+        let keys = server_keys(b"secret");
+        let (request, mac) = signed_request(&key(b"wrong secret"), NOW);
+        let error = verify_request(&keys, &request, NOW).unwrap_err();
+        let mut answer = answer_to(&request);
+        tsig_error_answer(&keys, &request, &error, &mut answer, NOW).unwrap();
+        assert_eq!(answer[3] & 0x0f, rcode::NOTAUTH as u8);
+        let tsig = find_tsig(&answer).unwrap().expect("a TSIG record");
+        assert!(tsig.mac.is_empty());
+        assert_eq!(tsig.error, error_code::BADSIG);
+        assert_eq!(tsig.key_name, b"\x07xfr-key\x00");
+        let mut verifier = ResponseVerifier::new(&key(b"wrong secret"), mac);
+        assert_eq!(verifier.verify(&answer, NOW), Err(TsigError::PeerBadSig));
+
+        let error = TsigError::UnknownKey {
+            found: "xfr-key.".into(),
+        };
+        let mut answer = answer_to(&request);
+        tsig_error_answer(&[], &request, &error, &mut answer, NOW).unwrap();
+        let tsig = find_tsig(&answer).unwrap().expect("a TSIG record");
+        assert_eq!((tsig.error, tsig.mac.len()), (error_code::BADKEY, 0));
+    }
+
+    #[test]
+    fn badtime_answer_is_signed_and_carries_our_clock() {
+        let keys = server_keys(b"secret");
+        let (request, mac) = signed_request(&key(b"secret"), NOW);
+        let ours = NOW + 3600;
+        let error = verify_request(&keys, &request, ours).unwrap_err();
+        let mut answer = answer_to(&request);
+        tsig_error_answer(&keys, &request, &error, &mut answer, ours).unwrap();
+        assert_eq!(answer[3] & 0x0f, rcode::NOTAUTH as u8);
+        let tsig = find_tsig(&answer).unwrap().expect("a TSIG record");
+        assert_eq!(tsig.time, NOW, "Time Signed is the request's");
+        assert_eq!(read_u48(tsig.other), Some(ours));
+        // The client, whose clock says NOW, verifies the MAC and reads the error.
+        let mut verifier = ResponseVerifier::new(&key(b"secret"), mac);
+        assert_eq!(
+            verifier.verify(&answer, NOW),
+            Err(TsigError::PeerBadTime { peer_time: ours })
+        );
+    }
+
+    #[test]
+    fn malformed_tsig_gets_formerr_without_a_record() {
+        let mut answer = answer_to(&message(1, 0));
+        let error = TsigError::Malformed("test");
+        tsig_error_answer(&[], &message(1, 0), &error, &mut answer, NOW).unwrap();
+        assert_eq!(answer[3] & 0x0f, rcode::FORMERR as u8);
+        assert_eq!(&answer[10..12], &[0, 0]);
+    }
+
+    #[test]
+    fn garbage_requests_never_panic() {
+        let keys = server_keys(b"secret");
+        let (good, _) = signed_request(&key(b"secret"), NOW);
+        for cut in 0..good.len() {
+            let _ = verify_request(&keys, &good[..cut], NOW);
+        }
+        for i in 0..good.len() {
+            let mut bad = good.clone();
+            bad[i] ^= 0xff;
+            if let Err(error) = verify_request(&keys, &bad, NOW) {
+                let mut answer = answer_to(&good);
+                let _ = tsig_error_answer(&keys, &bad, &error, &mut answer, NOW);
+            }
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ use hashbrown::HashMap;
 use std::sync::Arc;
 
 use crate::stats::ZoneStats;
+use crate::xfr::tsig::TsigKey;
 pub use build::ZoneBuilder;
 pub use model::Zone;
 pub use name::Name;
@@ -90,19 +91,33 @@ impl ZoneEntry {
 }
 
 /// What the query path knows of a secondary zone: whether it may be served,
-/// who may NOTIFY it, and how to wake its refresh task. Shared between the
-/// published zone sets and the zone's transfer task.
+/// who may NOTIFY it (and with which TSIG key), and how to wake its refresh
+/// task. Shared between the published zone sets and the zone's transfer task.
 #[derive(Debug, Default)]
 pub struct SecondaryControl {
     expired: AtomicBool,
     notifiers: Vec<IpAddr>,
+    /// The masters that have a TSIG key, by address: a NOTIFY from one of
+    /// these addresses must be signed with (one of) its key(s).
+    master_keys: Vec<(IpAddr, Arc<TsigKey>)>,
     wake: tokio::sync::Notify,
     /// Serial of the last accepted NOTIFY, plus 1 << 32; 0 when none.
     notified_serial: AtomicU64,
     /// NOTIFYs accepted.
     pub notifies_accepted: AtomicU64,
-    /// NOTIFYs refused (unlisted source).
+    /// NOTIFYs refused: unlisted source, or TSIG missing, unknown or wrong.
     pub notifies_refused: AtomicU64,
+}
+
+/// The TSIG a NOTIFY from one source may or must carry.
+#[derive(Debug, Clone, Default)]
+pub struct NotifyKeys {
+    /// The keys it may be signed with; a signature by any other key is
+    /// answered BADKEY.
+    pub keys: Vec<Arc<TsigKey>>,
+    /// Whether an unsigned NOTIFY is refused: the source is a master that
+    /// has a key.
+    pub required: bool,
 }
 
 impl SecondaryControl {
@@ -113,6 +128,42 @@ impl SecondaryControl {
             expired: AtomicBool::new(true),
             notifiers,
             ..SecondaryControl::default()
+        }
+    }
+
+    /// This control, where a NOTIFY from a master that has a TSIG key must be
+    /// signed with that key: `keys` pairs each such master's address with its
+    /// key. Sources without a key (other masters, `notify_from`) may still
+    /// sign with any of these keys, and then get a signed answer.
+    pub fn with_master_keys(mut self, keys: Vec<(IpAddr, Arc<TsigKey>)>) -> SecondaryControl {
+        self.master_keys = keys;
+        self
+    }
+
+    /// The keys a NOTIFY from `peer` may be signed with, and whether it must
+    /// be signed. Only meaningful when [`SecondaryControl::may_notify`] holds.
+    pub fn notify_keys(&self, peer: IpAddr) -> NotifyKeys {
+        let own: Vec<Arc<TsigKey>> = self
+            .master_keys
+            .iter()
+            .filter(|(address, _)| *address == peer)
+            .map(|(_, key)| key.clone())
+            .collect();
+        if !own.is_empty() {
+            return NotifyKeys {
+                keys: own,
+                required: true,
+            };
+        }
+        let mut keys: Vec<Arc<TsigKey>> = Vec::new();
+        for (_, key) in &self.master_keys {
+            if !keys.iter().any(|known| known.name == key.name) {
+                keys.push(key.clone());
+            }
+        }
+        NotifyKeys {
+            keys,
+            required: false,
         }
     }
 
