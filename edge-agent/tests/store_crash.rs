@@ -187,7 +187,7 @@ fn apex() -> Name {
 /// Names of the version with this serial; every few versions is large,
 /// so that some kills land in the middle of a long transaction.
 fn name_count(serial: u32) -> u32 {
-    if serial % 8 == 0 {
+    if serial.is_multiple_of(8) {
         4000
     } else {
         40 + serial * 7 % 60

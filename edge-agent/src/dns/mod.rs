@@ -126,6 +126,30 @@ fn respond_with_clock(
         let len = finish(w, &query, rcode, zones.udp_payload);
         return Some(answer_tsig(packet, tsig, out, len, limit, now));
     }
+    // A signed query (e.g. a secondary's SOA check) gets a signed answer, or
+    // a TSIG error answer when the signature does not verify (RFC 8945 §5.2).
+    let tsig = if query.signed {
+        let now = now.unwrap_or_else(unix_now);
+        match verify_request(&zones.tsig_keys, packet, now) {
+            Ok(Some((key, mac))) => Some((AnswerTsig::Sign(key, mac), now)),
+            Ok(None) => None,
+            Err(error) => {
+                zones.unmatched.record_error(rcode::NOTAUTH);
+                let len = finish(w, &query, rcode::NOTAUTH, zones.udp_payload);
+                let keys = zones.tsig_keys.as_ref().clone();
+                return Some(answer_tsig(
+                    packet,
+                    AnswerTsig::Error(keys, error),
+                    out,
+                    len,
+                    limit,
+                    now,
+                ));
+            }
+        }
+    } else {
+        None
+    };
     let rcode = match classify(&query, transport) {
         Some(rcode) => {
             zones.unmatched.record(query.qtype, rcode);
@@ -147,7 +171,11 @@ fn respond_with_clock(
             }
         },
     };
-    Some(finish(w, &query, rcode, zones.udp_payload))
+    let len = finish(w, &query, rcode, zones.udp_payload);
+    match tsig {
+        Some((tsig, now)) => Some(answer_tsig(packet, tsig, out, len, limit, now)),
+        None => Some(len),
+    }
 }
 
 /// Decides queries that are not looked up in a zone: NOTIFY, other classes

@@ -72,6 +72,8 @@ pub struct Query {
     pub qclass: u16,
     /// EDNS parameters, when the query had an OPT record.
     pub edns: Option<Edns>,
+    /// Whether the query carries a TSIG record (verified by the caller).
+    pub signed: bool,
 }
 
 impl Query {
@@ -154,6 +156,7 @@ pub fn parse_query(packet: &[u8]) -> Result<(Query, usize), Reject> {
         qtype: 0,
         qclass: 0,
         edns: None,
+        signed: false,
     };
     let name_end = read_question_name(packet, &mut query).ok_or(formerr(None))?;
     let fixed = packet.get(name_end..name_end + 4).ok_or(formerr(None))?;
@@ -243,6 +246,9 @@ fn read_additional(packet: &[u8], pos: usize, query: &mut Query) -> Option<usize
     let end = name_end + 10 + rdlen;
     if end > packet.len() {
         return None;
+    }
+    if code == rtype::TSIG {
+        query.signed = true;
     }
     if code == rtype::OPT {
         if query.edns.is_some() || !owner_is_root {

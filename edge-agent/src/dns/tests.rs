@@ -550,3 +550,51 @@ mod secondaries {
         assert_eq!(r.rcode(), rcode::NOTAUTH);
     }
 }
+
+mod signed_queries {
+    use super::*;
+    use crate::dns::respond_at;
+    use crate::xfr::tsig::{ResponseVerifier, TsigAlgorithm, TsigKey, sign_request};
+
+    const NOW: u64 = 1_795_436_000;
+
+    fn key(secret: u8) -> Arc<TsigKey> {
+        let name = Name::parse("xfr-key.").unwrap();
+        Arc::new(TsigKey::new(
+            &name,
+            TsigAlgorithm::HmacSha256,
+            vec![secret; 32],
+        ))
+    }
+
+    fn signed_set() -> ZoneSet {
+        zone_set().with_tsig_keys(Arc::new(vec![key(7)]))
+    }
+
+    #[test]
+    fn a_signed_query_gets_a_signed_answer() {
+        let zones = signed_set();
+        let mut packet = query("example.test.", rtype::SOA, None);
+        let mac = sign_request(&key(7), &mut packet, NOW).unwrap();
+        let mut out = vec![0u8; 65535];
+        let len = respond_at(&packet, Transport::Udp, None, &zones, NOW, &mut out).unwrap();
+        let mut verifier = ResponseVerifier::new(&key(7), mac);
+        verifier
+            .verify(&out[..len], NOW)
+            .expect("answer signed with the query's key");
+        verifier.finish().unwrap();
+        assert_eq!(out[3] & 0xf, rcode::NOERROR as u8);
+    }
+
+    #[test]
+    fn a_query_signed_with_a_wrong_secret_gets_notauth() {
+        let zones = signed_set();
+        let mut packet = query("example.test.", rtype::SOA, None);
+        sign_request(&key(8), &mut packet, NOW).unwrap();
+        let mut out = vec![0u8; 65535];
+        let len = respond_at(&packet, Transport::Udp, None, &zones, NOW, &mut out).unwrap();
+        assert_eq!(out[3] & 0xf, rcode::NOTAUTH as u8);
+        assert_eq!(u16::from_be_bytes([out[6], out[7]]), 0, "no answer data");
+        assert!(len > 12);
+    }
+}

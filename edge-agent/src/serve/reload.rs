@@ -179,12 +179,19 @@ pub struct Reloader {
     catalog: Arc<Catalog>,
 }
 
+/// The configured TSIG keys, as the query path uses them.
+fn signing_keys(keys: &[TsigKeyConfig]) -> Arc<Vec<Arc<TsigKey>>> {
+    Arc::new(keys.iter().map(|k| Arc::new(TsigKey::from(k))).collect())
+}
+
 impl Reloader {
     /// Loads the zones of `config` (read from `config_path`) and publishes them.
     pub fn new(config_path: PathBuf, config: Config) -> Reloader {
         let (set, reports) =
             load_zones_with_keys(&config.zones, &config.tsig_keys, None, Arc::default());
-        let set = set.with_udp_payload(config.server.udp_payload);
+        let set = set
+            .with_udp_payload(config.server.udp_payload)
+            .with_tsig_keys(signing_keys(&config.tsig_keys));
         reports.iter().for_each(log_report);
         log_summary(&set, config.zones.len());
         Reloader {
@@ -245,7 +252,9 @@ impl Reloader {
         let reports = self.catalog.update(|previous| {
             let (set, reports) =
                 load_zones_with_keys(zones, tsig_keys, Some(previous), previous.unmatched.clone());
-            let set = set.with_udp_payload(udp_payload);
+            let set = set
+                .with_udp_payload(udp_payload)
+                .with_tsig_keys(previous.tsig_keys.clone());
             (Some(set), reports)
         });
         let set = self.catalog.zones().load_full();

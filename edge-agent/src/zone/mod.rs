@@ -208,6 +208,8 @@ pub struct ZoneSet {
     pub unmatched: Arc<ZoneStats>,
     /// The EDNS UDP payload size we offer and answer up to (RFC 6891 §6.2.5).
     pub udp_payload: u16,
+    /// TSIG keys that signed queries may use; their answers are signed too.
+    pub tsig_keys: Arc<Vec<Arc<TsigKey>>>,
 }
 
 impl Default for ZoneSet {
@@ -233,7 +235,14 @@ impl ZoneSet {
             by_apex,
             unmatched,
             udp_payload: DEFAULT_UDP_PAYLOAD,
+            tsig_keys: Arc::default(),
         }
+    }
+
+    /// Sets the TSIG keys signed queries may use.
+    pub fn with_tsig_keys(mut self, keys: Arc<Vec<Arc<TsigKey>>>) -> ZoneSet {
+        self.tsig_keys = keys;
+        self
     }
 
     /// Sets the EDNS UDP payload size we offer.
@@ -275,7 +284,11 @@ impl ZoneSet {
         let position = *self.by_apex.get(zone.apex().as_wire())?;
         let mut entries = self.entries.clone();
         entries[position].zone = zone;
-        Some(ZoneSet::new(entries, self.unmatched.clone()).with_udp_payload(self.udp_payload))
+        Some(
+            ZoneSet::new(entries, self.unmatched.clone())
+                .with_udp_payload(self.udp_payload)
+                .with_tsig_keys(self.tsig_keys.clone()),
+        )
     }
 
     /// All entries.
