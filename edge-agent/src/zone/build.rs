@@ -14,14 +14,17 @@ use tracing::warn;
 
 use super::master::MasterRecord;
 use super::model::{
-    self, FLAG_APEX, FLAG_CNAME, FLAG_CUT, FLAG_DNAME, FLAG_WILDCARD_CHILD, NO_NODE, Node, NodeId,
-    RRset, Zone,
+    self, Arena, ArenaWriter, BYTE_CHUNK, ChunkedVec, FLAG_APEX, FLAG_CNAME, FLAG_CUT,
+    FLAG_WILDCARD_CHILD, NO_NODE, Node, NodeId, RRSET_CHUNK, RRset, Zone,
 };
 use super::name::{self, Name};
 use super::rr::{self, rtype};
 
 /// Most problems reported for one zone; further ones are counted only.
 const MAX_PROBLEMS: usize = 50;
+
+/// The problem reported when an arena cannot address more data.
+const TOO_LARGE: &str = "zone data larger than 4 GiB";
 
 /// A record waiting for the final sort into RRsets.
 #[derive(Debug, Clone, Copy)]
@@ -39,9 +42,10 @@ struct Pending {
 #[derive(Debug)]
 pub struct ZoneBuilder {
     apex: Name,
-    names: Vec<u8>,
+    names: ArenaWriter<u8>,
     nodes: Vec<Node>,
-    index: HashTable<NodeId>,
+    /// The name index, one table per shard (see [`model::shard_of`]).
+    index: Vec<HashTable<NodeId>>,
     hasher: DefaultHashBuilder,
     pending: Vec<Pending>,
     rdata: Vec<u8>,
@@ -55,9 +59,9 @@ impl ZoneBuilder {
     pub fn new(apex: &Name) -> ZoneBuilder {
         let mut builder = ZoneBuilder {
             apex: apex.to_lowercase(),
-            names: Vec::new(),
+            names: ArenaWriter::new(BYTE_CHUNK),
             nodes: Vec::new(),
-            index: HashTable::new(),
+            index: model::new_index(),
             hasher: DefaultHashBuilder::default(),
             pending: Vec::new(),
             rdata: Vec::new(),
@@ -66,7 +70,8 @@ impl ZoneBuilder {
             extra_problems: 0,
         };
         let apex_wire = builder.apex.as_wire().to_vec();
-        builder.intern(&apex_wire);
+        // The first name of an empty arena always fits.
+        let _ = builder.intern(&apex_wire);
         builder
     }
 
@@ -74,14 +79,15 @@ impl ZoneBuilder {
     pub fn reserve(&mut self, records: usize, names: usize) {
         self.pending.reserve(records);
         self.nodes.reserve(names);
-        let hasher = &self.hasher;
-        let (all_names, nodes) = (&self.names, &self.nodes);
-        self.index.reserve(names, |&id| {
-            let node = &nodes[id as usize];
-            let start = node.name_offset as usize;
-            hasher.hash_one(&all_names[start..start + usize::from(node.name_len)])
-        });
-        self.names.reserve(names * 16);
+        // Names spread evenly over the shards; leave room for the spread.
+        let per_shard = names / model::INDEX_SHARDS;
+        let per_shard = per_shard + per_shard / 16 + 8;
+        let (hasher, all_names, nodes) = (&self.hasher, &self.names, &self.nodes);
+        for shard in &mut self.index {
+            shard.reserve(per_shard, |&id| {
+                hasher.hash_one(name_of(all_names, &nodes[id as usize]))
+            });
+        }
         self.rdata.reserve(records * 8);
     }
 
@@ -118,15 +124,15 @@ impl ZoneBuilder {
             u16::try_from(rdata.len()).map_err(|_| "record data longer than 65535".to_string())?;
         // Records of one owner usually come together: skip the hash probe.
         let node = match self.pending.last() {
-            Some(last) if self.node_name(last.node) == owner => last.node,
+            Some(last) if self.node_name(last.node) == owner => Some(last.node),
             _ if owner.iter().any(u8::is_ascii_uppercase) => {
                 self.intern(&owner.to_ascii_lowercase())
             }
             _ => self.intern(owner),
-        };
+        }
+        .ok_or_else(|| TOO_LARGE.to_string())?;
         let file = self.file_index(file);
-        let rdata_offset = u32::try_from(self.rdata.len())
-            .map_err(|_| "zone data larger than 4 GiB".to_string())?;
+        let rdata_offset = u32::try_from(self.rdata.len()).map_err(|_| TOO_LARGE.to_string())?;
         self.rdata.extend_from_slice(rdata);
         self.pending.push(Pending {
             node,
@@ -154,20 +160,26 @@ impl ZoneBuilder {
         self.add_ancestors();
         self.pending
             .sort_unstable_by_key(|p| (p.node, p.rtype, p.rdata_offset));
-        let (rrsets, rdata, record_count) = self.group_rrsets();
+        let Some((rrsets, rdata, record_count)) = self.group_rrsets() else {
+            return Err(vec![TOO_LARGE.to_string()]);
+        };
+        let names = std::mem::replace(&mut self.names, ArenaWriter::new(0)).finish();
+        let mut nodes = std::mem::take(&mut self.nodes);
+        set_flags(&mut nodes, &names, &rrsets);
+        compute_guards(&mut nodes);
         let mut zone = Zone {
             apex: self.apex.clone(),
-            names: std::mem::take(&mut self.names),
-            nodes: std::mem::take(&mut self.nodes),
+            names,
+            nodes: ChunkedVec::from_vec(&nodes),
             rrsets,
             rdata,
-            index: std::mem::take(&mut self.index),
+            index: model::freeze_index(std::mem::take(&mut self.index)),
             hasher: self.hasher.clone(),
             soa: model::SoaFields::default(),
             record_count,
+            garbage: 0,
         };
-        self.set_flags(&mut zone);
-        compute_guards(&mut zone);
+        drop(nodes);
         self.check(&mut zone);
         if self.extra_problems > 0 {
             self.problems
@@ -176,10 +188,6 @@ impl ZoneBuilder {
         if !self.problems.is_empty() {
             return Err(self.problems);
         }
-        zone.names.shrink_to_fit();
-        zone.nodes.shrink_to_fit();
-        zone.rrsets.shrink_to_fit();
-        zone.rdata.shrink_to_fit();
         Ok(zone)
     }
 
@@ -203,39 +211,34 @@ impl ZoneBuilder {
         format!("{file}:{line}")
     }
 
-    /// Returns the node of a lowercase name, creating it if needed.
-    fn intern(&mut self, lower: &[u8]) -> NodeId {
+    /// Returns the node of a lowercase name, creating it if needed; `None`
+    /// when the name arena is full.
+    fn intern(&mut self, lower: &[u8]) -> Option<NodeId> {
         let hash = self.hasher.hash_one(lower);
-        let names = &self.names;
-        let nodes = &self.nodes;
-        let found = self.index.find(hash, |&id| {
-            let node = &nodes[id as usize];
-            let start = node.name_offset as usize;
-            &names[start..start + usize::from(node.name_len)] == lower
-        });
+        let shard = model::shard_of(hash);
+        let (hasher, names, nodes) = (&self.hasher, &self.names, &self.nodes);
+        let found =
+            self.index[shard].find(hash, |&id| name_of(names, &nodes[id as usize]) == lower);
         if let Some(&id) = found {
-            return id;
+            return Some(id);
         }
         let id = self.nodes.len() as NodeId;
+        let name_offset = self.names.append(lower)?;
         self.nodes.push(Node {
-            name_offset: self.names.len() as u32,
+            name_offset,
             name_len: lower.len() as u8,
             flags: 0,
             rrset_count: 0,
             rrset_start: 0,
             parent: NO_NODE,
             guard: NO_NODE,
+            children: 0,
         });
-        self.names.extend_from_slice(lower);
-        let hasher = &self.hasher;
-        let names = &self.names;
-        let nodes = &self.nodes;
-        self.index.insert_unique(hash, id, |&other| {
-            let node = &nodes[other as usize];
-            let start = node.name_offset as usize;
-            hasher.hash_one(&names[start..start + usize::from(node.name_len)])
+        let (names, nodes) = (&self.names, &self.nodes);
+        self.index[shard].insert_unique(hash, id, |&other| {
+            hasher.hash_one(name_of(names, &nodes[other as usize]))
         });
-        id
+        Some(id)
     }
 
     /// Links every node to its parent, creating empty non-terminals.
@@ -244,9 +247,7 @@ impl ZoneBuilder {
         let mut parent_name = Vec::with_capacity(name::MAX_NAME_LEN);
         let mut last_parent = NO_NODE;
         while (id as usize) < self.nodes.len() {
-            let node = self.nodes[id as usize];
-            let start = node.name_offset as usize;
-            let wire = &self.names[start..start + usize::from(node.name_len)];
+            let wire = self.node_name(id);
             if let Some(step) = name::parent_offset(wire) {
                 // Siblings usually follow each other: reuse the last parent.
                 let parent =
@@ -255,7 +256,13 @@ impl ZoneBuilder {
                     } else {
                         parent_name.clear();
                         parent_name.extend_from_slice(&wire[step..]);
-                        self.intern(&parent_name)
+                        match self.intern(&parent_name) {
+                            Some(parent) => parent,
+                            None => {
+                                self.problem(TOO_LARGE.to_string());
+                                return;
+                            }
+                        }
                     };
                 self.nodes[id as usize].parent = parent;
                 last_parent = parent;
@@ -266,87 +273,76 @@ impl ZoneBuilder {
 
     /// The lowercase wire name of a node being built.
     fn node_name(&self, id: NodeId) -> &[u8] {
-        let node = &self.nodes[id as usize];
-        let start = node.name_offset as usize;
-        &self.names[start..start + usize::from(node.name_len)]
+        name_of(&self.names, &self.nodes[id as usize])
     }
 
     /// Groups the sorted records into RRsets, removing duplicates, and lays
-    /// the data out in RRset order.
-    fn group_rrsets(&mut self) -> (Vec<RRset>, Vec<u8>, usize) {
-        let mut rrsets = Vec::with_capacity(self.pending.len());
-        let mut rdata = Vec::with_capacity(self.rdata.len() + 2 * self.pending.len());
+    /// the data out in RRset order, each node's RRsets together; `None` when
+    /// the data does not fit the arenas' addresses.
+    fn group_rrsets(&mut self) -> Option<(Arena<RRset>, Arena<u8>, usize)> {
+        let mut rrsets = ArenaWriter::new(RRSET_CHUNK);
+        let mut rdata = ArenaWriter::new(BYTE_CHUNK);
         let mut record_count = 0;
+        let mut node_sets: Vec<RRset> = Vec::new();
+        // Records kept in the RRset being written: (offset in it, length).
         let mut kept: Vec<(usize, usize)> = Vec::new();
         let mut i = 0;
         while i < self.pending.len() {
-            let first = self.pending[i];
-            let mut end = i + 1;
-            while end < self.pending.len()
-                && self.pending[end].node == first.node
-                && self.pending[end].rtype == first.rtype
-            {
-                end += 1;
-            }
-            let set_start = rdata.len();
-            kept.clear();
-            for record in &self.pending[i..end] {
-                let data = &self.rdata[record.rdata_offset as usize
-                    ..record.rdata_offset as usize + usize::from(record.rdata_len)];
-                if kept.iter().any(|&(s, l)| &rdata[s..s + l] == data) {
-                    continue;
+            let node = self.pending[i].node;
+            node_sets.clear();
+            while i < self.pending.len() && self.pending[i].node == node {
+                let first = self.pending[i];
+                let mut end = i + 1;
+                while end < self.pending.len()
+                    && self.pending[end].node == node
+                    && self.pending[end].rtype == first.rtype
+                {
+                    end += 1;
                 }
-                if record.ttl != first.ttl {
-                    warn!(
-                        "{}: TTL {} differs from the RRset's TTL {}; using {}",
-                        self.location(record.file, record.line),
-                        record.ttl,
-                        first.ttl,
-                        first.ttl
-                    );
+                let records = &self.pending[i..end];
+                let most: usize = records.iter().map(|r| 2 + usize::from(r.rdata_len)).sum();
+                // Written straight into the arena, duplicates skipped.
+                let rdata_offset = rdata.start_run(most)?;
+                let mut written = 0;
+                kept.clear();
+                for record in records {
+                    let data = &self.rdata[record.rdata_offset as usize
+                        ..record.rdata_offset as usize + usize::from(record.rdata_len)];
+                    if !kept.is_empty() {
+                        let set = rdata.run(rdata_offset);
+                        if kept.iter().any(|&(s, l)| &set[s..s + l] == data) {
+                            continue;
+                        }
+                    }
+                    if record.ttl != first.ttl {
+                        warn!(
+                            "{}: TTL {} differs from the RRset's TTL {}; using {}",
+                            self.location(record.file, record.line),
+                            record.ttl,
+                            first.ttl,
+                            first.ttl
+                        );
+                    }
+                    rdata.extend_run(&record.rdata_len.to_be_bytes());
+                    rdata.extend_run(data);
+                    kept.push((written + 2, data.len()));
+                    written += 2 + data.len();
                 }
-                rdata.extend_from_slice(&record.rdata_len.to_be_bytes());
-                kept.push((rdata.len(), data.len()));
-                rdata.extend_from_slice(data);
+                rdata.end_run();
+                record_count += kept.len();
+                node_sets.push(RRset {
+                    rtype: first.rtype,
+                    count: kept.len().min(usize::from(u16::MAX)) as u16,
+                    ttl: first.ttl,
+                    rdata_offset,
+                });
+                i = end;
             }
-            let node = &mut self.nodes[first.node as usize];
-            if node.rrset_count == 0 {
-                node.rrset_start = rrsets.len() as u32;
-            }
-            node.rrset_count += 1;
-            record_count += kept.len();
-            rrsets.push(RRset {
-                rtype: first.rtype,
-                count: kept.len().min(usize::from(u16::MAX)) as u16,
-                ttl: first.ttl,
-                rdata_offset: set_start as u32,
-            });
-            i = end;
+            let node = &mut self.nodes[node as usize];
+            node.rrset_start = rrsets.append(&node_sets)?;
+            node.rrset_count = node_sets.len().min(usize::from(u16::MAX)) as u16;
         }
-        (rrsets, rdata, record_count)
-    }
-
-    fn set_flags(&self, zone: &mut Zone) {
-        zone.nodes[0].flags |= FLAG_APEX;
-        for id in 0..zone.nodes.len() as NodeId {
-            let mut flags = 0;
-            for set in zone.rrsets(id) {
-                match set.rtype {
-                    rtype::NS if id != 0 => flags |= FLAG_CUT,
-                    rtype::DNAME => flags |= FLAG_DNAME,
-                    rtype::CNAME => flags |= FLAG_CNAME,
-                    _ => {}
-                }
-            }
-            zone.nodes[id as usize].flags |= flags;
-            let wire = zone.node_name(id);
-            if wire.len() >= 2 && wire[0] == 1 && wire[1] == b'*' {
-                let parent = zone.nodes[id as usize].parent;
-                if parent != NO_NODE {
-                    zone.nodes[parent as usize].flags |= FLAG_WILDCARD_CHILD;
-                }
-            }
-        }
+        Some((rrsets.finish(), rdata.finish(), record_count))
     }
 
     /// The location of the first record of a type at a node.
@@ -381,151 +377,226 @@ impl ZoneBuilder {
         }
     }
 
+    /// Runs the zone checks and takes the SOA values from the apex.
     fn check(&mut self, zone: &mut Zone) {
-        self.check_apex(zone);
-        for id in 0..zone.nodes.len() as NodeId {
-            let node = *zone.node(id);
-            let owner = || display_wire(zone.node_name(id));
-            if node.flags & FLAG_CNAME != 0 {
-                self.check_cname(zone, id, &owner());
-            }
-            if zone
-                .rrset(id, rtype::DNAME)
-                .is_some_and(|set| set.count > 1)
-            {
-                let at = self.record_location(id, rtype::DNAME);
-                self.problem(format!("{at}: more than one DNAME at {}", owner()));
-            }
-            if id != 0 && zone.rrset(id, rtype::SOA).is_some() {
-                let at = self.record_location(id, rtype::SOA);
-                self.problem(format!("{at}: SOA record at {}, not at the apex", owner()));
-            }
-            if node.guard != NO_NODE {
-                self.check_cut(zone, id, &node, &owner());
-            }
-        }
-    }
-
-    fn check_apex(&mut self, zone: &mut Zone) {
         let file = self
             .files
             .first()
             .map(|f| f.display().to_string())
             .unwrap_or_default();
-        match zone.rrset(0, rtype::SOA).copied() {
-            None => self.problem(format!("{file}: no SOA record at the apex {}", zone.apex)),
-            Some(set) if set.count > 1 => {
-                let at = self.record_location(0, rtype::SOA);
-                self.problem(format!("{at}: more than one SOA record at the apex"));
-            }
-            Some(set) => {
-                let data = zone.records(&set).next().unwrap_or(&[]);
-                match model::soa_fields(set.ttl, data) {
-                    Some(fields) => zone.soa = fields,
-                    None => {
-                        let at = self.record_location(0, rtype::SOA);
-                        self.problem(format!("{at}: malformed SOA record"));
-                    }
-                }
-            }
+        let mut report = |node: NodeId, code: Option<u16>, message: String| {
+            let at = match code {
+                Some(code) => self.record_location(node, code),
+                None => file.clone(),
+            };
+            self.problem(format!("{at}: {message}"));
+        };
+        if let Some(soa) = check_apex(zone, &mut report) {
+            zone.soa = soa;
         }
-        if zone.rrset(0, rtype::NS).is_none() {
-            self.problem(format!("{file}: no NS records at the apex {}", zone.apex));
+        for id in zone.node_ids() {
+            check_node(zone, id, &mut report);
         }
     }
+}
 
-    fn check_cname(&mut self, zone: &Zone, id: NodeId, owner: &str) {
-        let at = self.record_location(id, rtype::CNAME);
-        if zone.rrset(id, rtype::CNAME).is_some_and(|s| s.count > 1) {
-            self.problem(format!("{at}: more than one CNAME at {owner}"));
+/// A problem found by a zone check: the node, the type of the records at
+/// fault (`None` when the problem is a missing record) and the message.
+pub(crate) type Report<'a> = dyn FnMut(NodeId, Option<u16>, String) + 'a;
+
+/// Checks the apex: one well-formed SOA and an NS RRset. Returns the SOA
+/// values when they can be read.
+pub(crate) fn check_apex(zone: &Zone, report: &mut Report<'_>) -> Option<model::SoaFields> {
+    let apex = zone.apex_id();
+    let mut soa = None;
+    match zone.rrset(apex, rtype::SOA) {
+        None => report(
+            apex,
+            None,
+            format!("no SOA record at the apex {}", zone.apex),
+        ),
+        Some(set) if set.count > 1 => report(
+            apex,
+            Some(rtype::SOA),
+            "more than one SOA record at the apex".to_string(),
+        ),
+        Some(set) => {
+            let data = zone.records(set).next().unwrap_or(&[]);
+            soa = model::soa_fields(set.ttl, data);
+            if soa.is_none() {
+                report(apex, Some(rtype::SOA), "malformed SOA record".to_string());
+            }
         }
-        let others: Vec<String> = zone
-            .rrsets(id)
-            .iter()
-            .filter(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC))
-            .map(|s| rr::rtype_name(s.rtype).into_owned())
-            .collect();
-        if !others.is_empty() {
-            self.problem(format!(
-                "{at}: CNAME at {owner} next to other data ({})",
+    }
+    if zone.rrset(apex, rtype::NS).is_none() {
+        report(
+            apex,
+            None,
+            format!("no NS records at the apex {}", zone.apex),
+        );
+    }
+    soa
+}
+
+/// Checks the data of one node: CNAME exclusivity, one DNAME, no SOA below
+/// the apex, only NS, DS and glue at a zone cut and only glue below one.
+pub(crate) fn check_node(zone: &Zone, id: NodeId, report: &mut Report<'_>) {
+    let node = *zone.node(id);
+    let owner = || display_wire(zone.node_name(id));
+    if node.flags & FLAG_CNAME != 0 {
+        check_cname(zone, id, &owner(), report);
+    }
+    for set in zone.rrsets(id) {
+        match set.rtype {
+            rtype::DNAME if set.count > 1 => report(
+                id,
+                Some(rtype::DNAME),
+                format!("more than one DNAME at {}", owner()),
+            ),
+            rtype::SOA if id != zone.apex_id() => report(
+                id,
+                Some(rtype::SOA),
+                format!("SOA record at {}, not at the apex", owner()),
+            ),
+            _ => {}
+        }
+    }
+    if node.guard != NO_NODE {
+        check_cut(zone, id, &node, &owner(), report);
+    }
+}
+
+fn check_cname(zone: &Zone, id: NodeId, owner: &str, report: &mut Report<'_>) {
+    if zone.rrset(id, rtype::CNAME).is_some_and(|s| s.count > 1) {
+        report(
+            id,
+            Some(rtype::CNAME),
+            format!("more than one CNAME at {owner}"),
+        );
+    }
+    let others: Vec<String> = zone
+        .rrsets(id)
+        .iter()
+        .filter(|s| !matches!(s.rtype, rtype::CNAME | rtype::RRSIG | rtype::NSEC))
+        .map(|s| rr::rtype_name(s.rtype).into_owned())
+        .collect();
+    if !others.is_empty() {
+        report(
+            id,
+            Some(rtype::CNAME),
+            format!(
+                "CNAME at {owner} next to other data ({})",
                 others.join(", ")
-            ));
-        }
+            ),
+        );
     }
+}
 
-    fn check_cut(&mut self, zone: &Zone, id: NodeId, node: &Node, owner: &str) {
-        if node.flags & FLAG_CUT != 0 && node.guard == id {
-            for set in zone.rrsets(id) {
-                if !model::allowed_at_cut(set.rtype) {
-                    let at = self.record_location(id, set.rtype);
-                    self.problem(format!(
-                        "{at}: {} at delegation point {owner} (only NS, DS and glue belong there)",
+fn check_cut(zone: &Zone, id: NodeId, node: &Node, owner: &str, report: &mut Report<'_>) {
+    if node.flags & FLAG_CUT != 0 && node.guard == id {
+        for set in zone.rrsets(id) {
+            if !model::allowed_at_cut(set.rtype) {
+                report(
+                    id,
+                    Some(set.rtype),
+                    format!(
+                        "{} at delegation point {owner} (only NS, DS and glue belong there)",
                         rr::rtype_name(set.rtype)
-                    ));
-                }
+                    ),
+                );
             }
         }
-        if node.guard == NO_NODE || node.guard == id {
-            return;
-        }
-        let guard = *zone.node(node.guard);
-        if guard.flags & FLAG_CUT == 0 {
-            // Below a DNAME: occluded, never served; not an error (RFC 6672 §2.4).
-            return;
-        }
-        for set in zone.rrsets(id) {
-            if !matches!(set.rtype, rtype::A | rtype::AAAA) {
-                let at = self.record_location(id, set.rtype);
-                self.problem(format!(
-                    "{at}: {} at {owner} below the zone cut {} (only glue belongs there)",
+    }
+    if node.guard == NO_NODE || node.guard == id {
+        return;
+    }
+    let guard = *zone.node(node.guard);
+    if guard.flags & FLAG_CUT == 0 {
+        // Below a DNAME: occluded, never served; not an error (RFC 6672 §2.4).
+        return;
+    }
+    for set in zone.rrsets(id) {
+        if !matches!(set.rtype, rtype::A | rtype::AAAA) {
+            report(
+                id,
+                Some(set.rtype),
+                format!(
+                    "{} at {owner} below the zone cut {} (only glue belongs there)",
                     rr::rtype_name(set.rtype),
                     display_wire(zone.node_name(node.guard))
-                ));
-            }
+                ),
+            );
+        }
+    }
+}
+
+/// Sets the flags that follow from each node's data (see
+/// [`model::data_flags`]) and from its children (wildcard child), and counts
+/// every node's children.
+fn set_flags(nodes: &mut [Node], names: &Arena<u8>, rrsets: &Arena<RRset>) {
+    if let Some(apex) = nodes.first_mut() {
+        apex.flags |= FLAG_APEX;
+    }
+    for id in 0..nodes.len() {
+        let node = nodes[id];
+        let sets = rrsets.slice(node.rrset_start, usize::from(node.rrset_count));
+        nodes[id].flags |= model::data_flags(id == 0, sets);
+        if node.parent == NO_NODE {
+            continue;
+        }
+        let wildcard =
+            model::is_wildcard(names.slice(node.name_offset, usize::from(node.name_len)));
+        let parent = &mut nodes[node.parent as usize];
+        parent.children += 1;
+        if wildcard {
+            parent.flags |= FLAG_WILDCARD_CHILD;
         }
     }
 }
 
 /// Sets every node's `guard`: the topmost zone cut at or above it, or the
 /// topmost DNAME owner strictly above it.
-fn compute_guards(zone: &mut Zone) {
+fn compute_guards(nodes: &mut [Node]) {
     const UNKNOWN: NodeId = NO_NODE - 1;
-    for node in zone.nodes.iter_mut() {
+    for node in nodes.iter_mut() {
         node.guard = UNKNOWN;
     }
-    zone.nodes[0].guard = NO_NODE;
+    let Some(apex) = nodes.first_mut() else {
+        return;
+    };
+    apex.guard = NO_NODE;
     let mut chain = Vec::new();
-    for id in 1..zone.nodes.len() as NodeId {
+    for id in 1..nodes.len() as NodeId {
         let mut current = id;
-        while zone.nodes[current as usize].guard == UNKNOWN {
+        while nodes[current as usize].guard == UNKNOWN {
             chain.push(current);
-            current = zone.nodes[current as usize].parent;
+            current = nodes[current as usize].parent;
             if current == NO_NODE {
                 break;
             }
         }
         while let Some(child) = chain.pop() {
-            let parent = zone.nodes[child as usize].parent;
-            let guard = if parent == NO_NODE {
+            let parent = nodes[child as usize].parent;
+            nodes[child as usize].guard = if parent == NO_NODE {
                 NO_NODE
             } else {
-                let parent_node = zone.nodes[parent as usize];
-                if parent_node.guard != NO_NODE {
-                    parent_node.guard
-                } else if parent_node.flags & FLAG_DNAME != 0 {
-                    parent
-                } else if zone.nodes[child as usize].flags & FLAG_CUT != 0 {
-                    child
-                } else {
-                    NO_NODE
-                }
+                model::child_guard(
+                    &nodes[parent as usize],
+                    parent,
+                    &nodes[child as usize],
+                    child,
+                )
             };
-            zone.nodes[child as usize].guard = guard;
         }
     }
 }
 
-fn display_wire(wire: &[u8]) -> String {
+/// The lowercase wire name of a node being built.
+fn name_of<'a>(names: &'a ArenaWriter<u8>, node: &Node) -> &'a [u8] {
+    names.slice(node.name_offset, usize::from(node.name_len))
+}
+
+pub(crate) fn display_wire(wire: &[u8]) -> String {
     let mut out = String::new();
     let _ = name::write_presentation(wire, &mut out);
     out
