@@ -6,12 +6,12 @@ use std::sync::Arc;
 
 use super::ServeError;
 use super::catalog::Catalog;
-use crate::config::{Config, TsigAlgorithmName, ZoneSource};
+use crate::config::{Config, ZoneSource};
 use crate::store::Store;
 use crate::xfr::client::{Master, TransferLimits};
 use crate::xfr::secondary::SecondaryZone;
 use crate::xfr::status::StatusBoard;
-use crate::xfr::tsig::{TsigAlgorithm, TsigKey};
+use crate::xfr::tsig::TsigKey;
 use crate::xfr::upstream::Masters;
 
 /// Spawns one task per secondary zone of `config`. Returns the store (so
@@ -37,17 +37,7 @@ pub fn start(config: &Config, catalog: &Arc<Catalog>) -> Result<Option<Arc<Store
     let keys: Vec<(crate::zone::Name, Arc<TsigKey>)> = config
         .tsig_keys
         .iter()
-        .map(|k| {
-            let algorithm = match k.algorithm {
-                TsigAlgorithmName::HmacSha256 => TsigAlgorithm::HmacSha256,
-                TsigAlgorithmName::HmacSha384 => TsigAlgorithm::HmacSha384,
-                TsigAlgorithmName::HmacSha512 => TsigAlgorithm::HmacSha512,
-            };
-            (
-                k.name.clone(),
-                Arc::new(TsigKey::new(&k.name, algorithm, k.secret.clone())),
-            )
-        })
+        .map(|k| (k.name.clone(), Arc::new(TsigKey::from(k))))
         .collect();
     for zone in secondaries {
         let ZoneSource::Secondary {

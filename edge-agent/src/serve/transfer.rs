@@ -25,8 +25,8 @@ use crate::config::{Config, IpNet};
 use crate::dns::query::{self, FLAG_QR, FLAG_RD, Query, opcode, rcode};
 use crate::store::Store;
 use crate::xfr::Diff;
+use crate::xfr::client::serial_gt;
 use crate::xfr::outgoing::{MAX_MESSAGE, OutgoingTransfer};
-use crate::xfr::refresh::serial_newer;
 use crate::xfr::tsig::{
     ResponseSigner, TsigError, TsigKey, tsig_error_answer, unix_now, verify_request,
 };
@@ -346,7 +346,7 @@ pub async fn start(
         ),
         Request::Ixfr(client) => {
             let ours = allowed.zone.serial();
-            let diffs = if !serial_newer(ours, client) {
+            let diffs = if !serial_gt(ours, client) {
                 Some(Vec::new())
             } else {
                 match (&policy.store, allowed.secondary) {

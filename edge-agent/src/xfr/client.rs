@@ -938,7 +938,7 @@ impl IncomingTransfer {
         if self.report.dropped_out_of_zone <= LOGGED_DROPS {
             warn!(
                 master = %self.master, zone = %self.zone,
-                owner = %display_wire(record.owner), rtype = %crate::zone::rr::rtype_name(record.rtype),
+                owner = %name::display_wire(record.owner), rtype = %crate::zone::rr::rtype_name(record.rtype),
                 "dropping out-of-zone record from transfer"
             );
         }
@@ -1117,7 +1117,7 @@ fn check_question(
     {
         return Err(format!(
             "the question is {} {} class {answered_class}, not ours",
-            display_wire(&qname),
+            name::display_wire(&qname),
             crate::zone::rr::rtype_name(answered_type)
         ));
     }
@@ -1331,13 +1331,6 @@ fn owned(record: &WireRecord<'_>) -> Record {
         ttl: record.ttl,
         rdata: record.rdata.into(),
     }
-}
-
-fn display_wire(wire: &[u8]) -> String {
-    let mut text = String::new();
-    // Writing into a String cannot fail.
-    let _ = name::write_presentation(wire, &mut text);
-    text
 }
 
 /// The mnemonic of an RCODE.

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::client::serial_gt;
+
 /// Shortest interval between two refresh attempts, whatever the SOA says.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// Longest refresh or retry interval honoured (RFC 1912 suggests at most days).
@@ -46,11 +48,6 @@ pub struct Refresh {
     pending_notify: bool,
     /// Consecutive failed checks.
     failures: u32,
-}
-
-/// Serial number comparison, RFC 1982: whether `a` is newer than `b`.
-pub fn serial_newer(a: u32, b: u32) -> bool {
-    a != b && a.wrapping_sub(b) < 0x8000_0000
 }
 
 impl Refresh {
@@ -134,7 +131,7 @@ impl Refresh {
     /// nothing. NOTIFYs during a check are coalesced into one more check.
     pub fn notify(&mut self, now: Instant, serial: Option<u32>) -> Action {
         if let (Some(theirs), Some(ours)) = (serial, self.timers.map(|t| t.serial))
-            && !serial_newer(theirs, ours)
+            && !serial_gt(theirs, ours)
         {
             return Action::Wait;
         }
@@ -202,12 +199,12 @@ mod tests {
 
     #[test]
     fn serial_arithmetic_wraps() {
-        assert!(serial_newer(2, 1));
-        assert!(!serial_newer(1, 2));
-        assert!(!serial_newer(5, 5));
-        assert!(serial_newer(0, u32::MAX));
-        assert!(serial_newer(0x7fff_ffff, 0));
-        assert!(!serial_newer(0x8000_0000, 0));
+        assert!(serial_gt(2, 1));
+        assert!(!serial_gt(1, 2));
+        assert!(!serial_gt(5, 5));
+        assert!(serial_gt(0, u32::MAX));
+        assert!(serial_gt(0x7fff_ffff, 0));
+        assert!(!serial_gt(0x8000_0000, 0));
     }
 
     #[test]

@@ -13,7 +13,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::refresh::{Action, Refresh, SoaTimers, serial_newer};
+use super::client::serial_gt;
+use super::refresh::{Action, Refresh, SoaTimers};
 use super::status::{StatusBoard, ZoneStatus};
 use super::{Diff, Transfer};
 use crate::serve::catalog::Catalog;
@@ -207,7 +208,7 @@ impl<U: Upstream> SecondaryZone<U> {
         let serial = self.upstream.serial(master).await?;
         let expired = self.refresh.is_expired(Instant::now());
         if let Some(current) = &self.current
-            && !serial_newer(serial, current.serial())
+            && !serial_gt(serial, current.serial())
             && !(expired && serial != current.serial())
         {
             if serial != current.serial() {

@@ -426,13 +426,13 @@ impl ResponseVerifier {
         if !tsig.key_name.eq_ignore_ascii_case(self.key.name.as_wire()) {
             return Err(TsigError::WrongKeyName {
                 expected: self.key.name.clone(),
-                found: display_wire(&tsig.key_name),
+                found: crate::zone::name::display_wire(&tsig.key_name),
             });
         }
         if TsigAlgorithm::from_wire_name(&tsig.algorithm) != Some(self.key.algorithm) {
             return Err(TsigError::WrongAlgorithm {
                 expected: self.key.algorithm,
-                found: display_wire(&tsig.algorithm),
+                found: crate::zone::name::display_wire(&tsig.algorithm),
             });
         }
         // Error answers to BADSIG and BADKEY are unsigned (§5.3.2): report
@@ -729,12 +729,12 @@ fn request_key<'k>(
         .iter()
         .find(|key| key.name.as_wire().eq_ignore_ascii_case(&tsig.key_name))
         .ok_or_else(|| TsigError::UnknownKey {
-            found: display_wire(&tsig.key_name),
+            found: crate::zone::name::display_wire(&tsig.key_name),
         })?;
     if TsigAlgorithm::from_wire_name(&tsig.algorithm) != Some(key.algorithm) {
         return Err(TsigError::WrongAlgorithm {
             expected: key.algorithm,
-            found: display_wire(&tsig.algorithm),
+            found: crate::zone::name::display_wire(&tsig.algorithm),
         });
     }
     Ok(key)
@@ -877,13 +877,6 @@ fn read_u16(bytes: &[u8]) -> u16 {
 fn read_u48(bytes: &[u8]) -> Option<u64> {
     let bytes = bytes.get(..6)?;
     Some(bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b)))
-}
-
-fn display_wire(wire: &[u8]) -> String {
-    let mut text = String::new();
-    // Writing into a String cannot fail.
-    let _ = crate::zone::name::write_presentation(wire, &mut text);
-    text
 }
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ impl ZoneBuilder {
         if !name::is_subdomain(owner, self.apex.as_wire()) {
             return Err(format!(
                 "out-of-zone record {} (zone is {})",
-                display_wire(owner),
+                name::display_wire(owner),
                 self.apex
             ));
         }
@@ -442,7 +442,7 @@ pub(crate) fn check_apex(zone: &Zone, report: &mut Report<'_>) -> Option<model::
 /// the apex, only NS, DS and glue at a zone cut and only glue below one.
 pub(crate) fn check_node(zone: &Zone, id: NodeId, report: &mut Report<'_>) {
     let node = *zone.node(id);
-    let owner = || display_wire(zone.node_name(id));
+    let owner = || name::display_wire(zone.node_name(id));
     if node.flags & FLAG_CNAME != 0 {
         check_cname(zone, id, &owner(), report);
     }
@@ -523,7 +523,7 @@ fn check_cut(zone: &Zone, id: NodeId, node: &Node, owner: &str, report: &mut Rep
                 format!(
                     "{} at {owner} below the zone cut {} (only glue belongs there)",
                     rr::rtype_name(set.rtype),
-                    display_wire(zone.node_name(node.guard))
+                    name::display_wire(zone.node_name(node.guard))
                 ),
             );
         }
@@ -594,10 +594,4 @@ fn compute_guards(nodes: &mut [Node]) {
 /// The lowercase wire name of a node being built.
 fn name_of<'a>(names: &'a ArenaWriter<u8>, node: &Node) -> &'a [u8] {
     names.slice(node.name_offset, usize::from(node.name_len))
-}
-
-pub(crate) fn display_wire(wire: &[u8]) -> String {
-    let mut out = String::new();
-    let _ = name::write_presentation(wire, &mut out);
-    out
 }

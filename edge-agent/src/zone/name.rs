@@ -142,6 +142,14 @@ pub fn write_presentation(wire: &[u8], f: &mut impl fmt::Write) -> fmt::Result {
     Ok(())
 }
 
+/// A wire-form name in presentation form, for messages and logs.
+pub fn display_wire(wire: &[u8]) -> String {
+    let mut text = String::new();
+    // Writing into a String cannot fail.
+    let _ = write_presentation(wire, &mut text);
+    text
+}
+
 /// Length of the uncompressed wire name at the start of `wire`.
 pub fn wire_name_len(wire: &[u8]) -> Result<usize, NameError> {
     let mut pos = 0;
