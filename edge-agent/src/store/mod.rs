@@ -10,16 +10,19 @@
 //! - table `info`: `"format"` → layout version ([`FORMAT`]).
 //! - table `zones`: apex (lowercase wire name) → zone metadata: serial,
 //!   journal bounds, name/RRset/record counts and the [`ZoneState`].
-//! - table `rrsets/<hex of apex>`, one per zone: owner labels below the apex ‖
-//!   `0` ‖ type (big-endian) → TTL ‖ (length ‖ data) per record. One RRset is
-//!   one key, so an IXFR reads and rewrites only the RRsets it touches, and an
-//!   AXFR drops the whole table at once.
+//! - table `chunks/<hex of apex>`, one per zone: the zone's RRsets, keyed by
+//!   owner labels below the apex ‖ `0` ‖ type (big-endian), valued TTL ‖
+//!   (length ‖ data) per record, packed many to a database value (see
+//!   [`chunks`]). A full replacement writes a few thousand large values
+//!   instead of one B-tree entry per RRset; an IXFR decodes and rewrites only
+//!   the chunks holding the RRsets it touches; an AXFR drops the whole table.
 //! - table `journal`: apex ‖ sequence number (big-endian) → one IXFR
 //!   difference, oldest first. Apex wire names are prefix-free, so the keys
 //!   of one zone form one contiguous range.
 //!
 //! The engine stays a detail of this module: nothing outside it sees redb.
 
+mod chunks;
 mod codec;
 #[cfg(test)]
 mod tests;
@@ -40,8 +43,12 @@ use crate::zone::{Name, Zone, ZoneBuilder, model};
 
 use codec::{Malformed, ZoneMeta};
 
-/// Version of the store layout; a file of another version is refused.
-pub const FORMAT: u32 = 1;
+/// Version of the store layout. A file of version 1 (one database entry per
+/// RRset) is converted when opened; any other version is refused.
+pub const FORMAT: u32 = 2;
+
+/// The layout that [`Store::open`] converts from.
+const FORMAT_ONE_RRSET_PER_KEY: u32 = 1;
 
 /// Name of the database file inside the store directory.
 pub const FILE_NAME: &str = "edge-agent.redb";
@@ -286,6 +293,10 @@ impl Store {
         let found = store.format().map_err(open_error)?;
         match found {
             Some(FORMAT) => Ok(store),
+            Some(FORMAT_ONE_RRSET_PER_KEY) => {
+                store.convert_from_one_rrset_per_key()?;
+                Ok(store)
+            }
             Some(found) => Err(StoreError::Format { path, found }),
             None => {
                 store.initialise().map_err(open_error)?;
@@ -423,12 +434,10 @@ impl Store {
         );
         let mut owner = Vec::with_capacity(crate::zone::name::MAX_NAME_LEN);
         let mut problems = Vec::new();
-        for entry in table.iter().zone_context(apex)? {
-            let (key, value) = entry.zone_context(apex)?;
-            let rrset_type = codec::decode_rrset_key(key.value(), apex.as_wire(), &mut owner)
+        chunks::for_each(&table, apex, |key, value| {
+            let rrset_type = codec::decode_rrset_key(key, apex.as_wire(), &mut owner)
                 .map_err(|m| corrupt(apex, m))?;
-            let (ttl, records) =
-                codec::decode_rrset(value.value()).map_err(|m| corrupt(apex, m))?;
+            let (ttl, records) = codec::decode_rrset(value).map_err(|m| corrupt(apex, m))?;
             for data in records {
                 let data = data.map_err(|m| corrupt(apex, m))?;
                 let record = MasterRecord {
@@ -446,7 +455,8 @@ impl Store {
                     problems.push(problem);
                 }
             }
-        }
+            Ok(())
+        })?;
         if !problems.is_empty() {
             return Err(StoreError::Invalid {
                 zone: apex.clone(),
@@ -592,6 +602,47 @@ impl Store {
         Ok(had_table || had_meta)
     }
 
+    /// Converts a file of layout 1, where each RRset was one entry of table
+    /// `rrsets/<hex of apex>`, to chunks, in one transaction: a crash or an
+    /// error leaves the file as it was. Keys and values are unchanged, so the
+    /// entries are copied in order.
+    fn convert_from_one_rrset_per_key(&self) -> Result<(), StoreError> {
+        let apexes = self.zones()?;
+        let txn = self
+            .begin_write()
+            .map_err(|source| StoreError::Database { source })?;
+        for apex in &apexes {
+            let old_name = zone_table_name("rrsets/", apex);
+            let old = TableDefinition::<&[u8], &[u8]>::new(&old_name);
+            let new_name = rrset_table_name(apex);
+            {
+                let old_table = txn.open_table(old).zone_context(apex)?;
+                let mut new_table = txn
+                    .open_table(TableDefinition::<&[u8], &[u8]>::new(&new_name))
+                    .zone_context(apex)?;
+                let mut packer = chunks::Packer::new();
+                for entry in old_table.iter().zone_context(apex)? {
+                    let (key, value) = entry.zone_context(apex)?;
+                    packer.push(&mut new_table, apex, key.value(), &[value.value()])?;
+                }
+                packer.finish(&mut new_table, apex)?;
+            }
+            txn.delete_table(old).zone_context(apex)?;
+        }
+        let database = |source: redb::Error| StoreError::Database { source };
+        txn.open_table(INFO)
+            .map_err(|e| database(e.into()))?
+            .insert("format", FORMAT)
+            .map_err(|e| database(e.into()))?;
+        txn.commit().map_err(|e| database(e.into()))?;
+        tracing::info!(
+            store = %self.path.display(),
+            zones = apexes.len(),
+            "store converted from layout {FORMAT_ONE_RRSET_PER_KEY} to {FORMAT}"
+        );
+        Ok(())
+    }
+
     /// A write transaction that is durable when it commits.
     fn begin_write(&self) -> Result<WriteTransaction, redb::Error> {
         let mut txn = self.db.begin_write()?;
@@ -645,10 +696,16 @@ fn corrupt(zone: &Name, malformed: Malformed) -> StoreError {
 
 /// Name of the table holding a zone's RRsets.
 fn rrset_table_name(apex: &Name) -> String {
-    let mut name = String::with_capacity(7 + 2 * apex.as_wire().len());
-    name.push_str("rrsets/");
+    zone_table_name("chunks/", apex)
+}
+
+/// `prefix` followed by the apex's wire form in hex.
+fn zone_table_name(prefix: &str, apex: &Name) -> String {
+    use std::fmt::Write as _;
+    let mut name = String::with_capacity(prefix.len() + 2 * apex.as_wire().len());
+    name.push_str(prefix);
     for byte in apex.as_wire() {
-        name.push_str(&format!("{byte:02x}"));
+        let _ = write!(name, "{byte:02x}");
     }
     name
 }
@@ -691,11 +748,25 @@ fn rrset_order(zone: &Zone) -> (Vec<model::NodeId>, Counts) {
         let owner = zone.node_name(id);
         &owner[..owner.len() - apex_len]
     };
-    let mut order: Vec<model::NodeId> = zone
+    // Sorted on the first 16 bytes first, zero-padded (a name that is a
+    // prefix of another pads below it), and on the whole name on a tie:
+    // most comparisons are then one integer comparison.
+    let prefix = |id: model::NodeId| {
+        let mut bytes = [0u8; 16];
+        let name = relative(id);
+        let len = name.len().min(16);
+        bytes[..len].copy_from_slice(&name[..len]);
+        u128::from_be_bytes(bytes)
+    };
+    let mut keyed: Vec<(u128, model::NodeId)> = zone
         .node_ids()
         .filter(|&id| zone.node(id).rrset_count > 0)
+        .map(|id| (prefix(id), id))
         .collect();
-    order.sort_unstable_by(|&a, &b| relative(a).cmp(relative(b)));
+    keyed.sort_unstable_by(|&(pa, a), &(pb, b)| {
+        pa.cmp(&pb).then_with(|| relative(a).cmp(relative(b)))
+    });
+    let order: Vec<model::NodeId> = keyed.into_iter().map(|(_, id)| id).collect();
     let mut counts = Counts {
         names: order.len() as u64,
         ..Counts::default()
@@ -709,8 +780,8 @@ fn rrset_order(zone: &Zone) -> (Vec<model::NodeId>, Counts) {
     (order, counts)
 }
 
-/// Writes every RRset of `zone`, nodes in `order`, values copied straight
-/// from the zone's record arena into the database pages.
+/// Writes every RRset of `zone`, nodes in `order`, packed into chunks,
+/// values copied straight from the zone's record arena.
 fn write_rrsets(
     zone: &Zone,
     order: &[model::NodeId],
@@ -719,29 +790,17 @@ fn write_rrsets(
     let apex = zone.apex();
     let apex_len = apex.as_wire().len();
     let mut key = Vec::with_capacity(crate::zone::name::MAX_NAME_LEN + 3);
+    let mut packer = chunks::Packer::new();
     for &id in order {
         let owner = zone.node_name(id);
         let relative = &owner[..owner.len() - apex_len];
         for set in zone.rrsets(id) {
             codec::rrset_key(relative, set.rtype, &mut key);
-            let span: usize = zone.records(set).map(|data| 2 + data.len()).sum();
-            let start = set.rdata_offset as usize;
-            let records = zone
-                .rdata
-                .get(start..start + span)
-                .ok_or(StoreError::TooLarge {
-                    zone: apex.clone(),
-                    what: "RRset",
-                })?;
-            let mut slot = table
-                .insert_reserve(key.as_slice(), 4 + span)
-                .zone_context(apex)?;
-            let value = slot.as_mut();
-            value[..4].copy_from_slice(&set.ttl.to_be_bytes());
-            value[4..].copy_from_slice(records);
+            let records = zone.rrset_data(set);
+            packer.push(table, apex, &key, &[&set.ttl.to_be_bytes(), records])?;
         }
     }
-    Ok(())
+    packer.finish(table, apex)
 }
 
 /// Removes every journal entry of a zone.
@@ -847,11 +906,8 @@ fn check_apex_soa(
     };
     let mut key = Vec::new();
     codec::rrset_key(&[], rtype::SOA, &mut key);
-    let value = table
-        .get(key.as_slice())
-        .zone_context(apex)?
-        .ok_or_else(mismatch)?;
-    let (ttl, mut records) = codec::decode_rrset(value.value()).map_err(|m| corrupt(apex, m))?;
+    let value = chunks::get(table, apex, &key)?.ok_or_else(mismatch)?;
+    let (ttl, mut records) = codec::decode_rrset(&value).map_err(|m| corrupt(apex, m))?;
     let data = records
         .next()
         .ok_or_else(mismatch)?
@@ -964,7 +1020,7 @@ impl<'a> Changes<'a> {
         }
         codec::rrset_key(relative, record.rtype, &mut self.key);
         if !self.rrsets.contains_key(&self.key) {
-            let set = match table.get(self.key.as_slice()).zone_context(apex)? {
+            let set = match chunks::get(table, apex, &self.key)? {
                 None => WorkingRRset {
                     ttl: record.ttl,
                     records: Vec::new(),
@@ -972,7 +1028,7 @@ impl<'a> Changes<'a> {
                 },
                 Some(value) => {
                     let (ttl, records) =
-                        codec::decode_rrset(value.value()).map_err(|m| corrupt(apex, m))?;
+                        codec::decode_rrset(&value).map_err(|m| corrupt(apex, m))?;
                     let records = records
                         .map(|data| data.map(Box::from))
                         .collect::<Result<Vec<_>, _>>()
@@ -999,25 +1055,23 @@ impl<'a> Changes<'a> {
         meta: &mut ZoneMeta,
     ) -> Result<(), StoreError> {
         let apex = self.apex;
-        let mut value = Vec::new();
-        for (key, set) in &self.rrsets {
+        let mut updates = BTreeMap::new();
+        for (key, set) in self.rrsets {
             meta.records =
                 (meta.records + set.records.len() as u64).saturating_sub(set.stored as u64);
             match (set.stored > 0, set.records.is_empty()) {
                 (true, true) => {
-                    table.remove(key.as_slice()).zone_context(apex)?;
+                    updates.insert(key, None);
                     meta.rrsets = meta.rrsets.saturating_sub(1);
                 }
                 (_, false) => {
-                    value.clear();
+                    let mut value = Vec::new();
                     codec::encode_rrset(set.ttl, set.records.iter().map(|d| &**d), &mut value)
                         .map_err(|_| StoreError::TooLarge {
                             zone: apex.clone(),
                             what: "record data",
                         })?;
-                    table
-                        .insert(key.as_slice(), value.as_slice())
-                        .zone_context(apex)?;
+                    updates.insert(key, Some(value));
                     if set.stored == 0 {
                         meta.rrsets += 1;
                     }
@@ -1025,6 +1079,7 @@ impl<'a> Changes<'a> {
                 (false, true) => {}
             }
         }
+        chunks::update(table, apex, updates)?;
         for (relative, had_data) in &self.owners {
             let has_data = owner_has_data(table, apex, relative)?;
             match (had_data, has_data) {
@@ -1047,8 +1102,5 @@ fn owner_has_data(
     let mut high = Vec::with_capacity(relative.len() + 3);
     codec::rrset_key(relative, 0, &mut low);
     codec::rrset_key(relative, u16::MAX, &mut high);
-    let mut range = table
-        .range::<&[u8]>(low.as_slice()..=high.as_slice())
-        .zone_context(apex)?;
-    Ok(range.next().transpose().zone_context(apex)?.is_some())
+    chunks::any_in(table, apex, &low, &high)
 }

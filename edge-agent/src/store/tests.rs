@@ -1,7 +1,7 @@
 //! Behaviour of the node store: round trips, refused IXFRs, the journal,
 //! damaged values, and a timing of the hot paths.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -518,6 +518,20 @@ fn damage(store: &Store, table: &str, key: &[u8], value: &[u8]) {
     txn.commit().unwrap();
 }
 
+/// Replaces the value of one RRset inside its chunk, behind the store's back.
+fn damage_rrset(store: &Store, key: &[u8], value: &[u8]) {
+    let txn = store.db.begin_write().unwrap();
+    {
+        let name = rrset_table_name(&apex());
+        let mut table = txn
+            .open_table(TableDefinition::<&[u8], &[u8]>::new(&name))
+            .unwrap();
+        let change = BTreeMap::from([(key.to_vec(), Some(value.to_vec()))]);
+        chunks::update(&mut table, &apex(), change).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
 #[test]
 fn damaged_values_are_errors_naming_the_zone() {
     let (_dir, store) = open_temp();
@@ -531,10 +545,19 @@ fn damaged_values_are_errors_naming_the_zone() {
     let mut key = Vec::new();
     codec::rrset_key(b"\x02h1", rtype::A, &mut key);
 
-    damage(&store, &rrsets, &key, &[0, 0, 1, 44, 0, 9, 1]);
+    damage_rrset(&store, &key, &[0, 0, 1, 44, 0, 9, 1]);
     let error = store.load_zone(&apex()).unwrap_err();
     assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
     assert!(error.to_string().contains("example.test."));
+    // A damaged RRset that an IXFR touches refuses the IXFR.
+    let mut change = soa_only(2);
+    change
+        .removed
+        .push(record("h1.example.test.", rtype::A, 300, vec![0, 0, 0, 1]));
+    assert!(matches!(
+        store.apply_diffs(&apex(), &[change], &state(3), 5),
+        Err(StoreError::Corrupt { .. })
+    ));
 
     damage(&store, &rrsets, b"\x7fbad", &[0, 0, 0, 1]);
     assert!(matches!(
@@ -562,6 +585,62 @@ fn damaged_values_are_errors_naming_the_zone() {
         store.apply_diffs(&apex(), &[soa_only(2)], &state(3), 5),
         Err(StoreError::Corrupt { .. })
     ));
+}
+
+/// Rewrites a store of the current layout in layout 1: one entry per
+/// RRset in table `rrsets/<hex of apex>`, format 1.
+fn downgrade_to_one_rrset_per_key(store: &Store, apex: &Name) {
+    let txn = store.db.begin_write().unwrap();
+    {
+        let new_name = rrset_table_name(apex);
+        let new = TableDefinition::<&[u8], &[u8]>::new(&new_name);
+        let old_name = zone_table_name("rrsets/", apex);
+        let mut old = txn
+            .open_table(TableDefinition::<&[u8], &[u8]>::new(&old_name))
+            .unwrap();
+        let table = txn.open_table(new).unwrap();
+        chunks::for_each(&table, apex, |key, value| {
+            old.insert(key, value).unwrap();
+            Ok(())
+        })
+        .unwrap();
+        drop(table);
+        txn.delete_table(new).unwrap();
+        txn.open_table(INFO).unwrap().insert("format", 1).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+#[test]
+fn a_file_of_layout_one_is_converted_when_opened() {
+    let (dir, store) = open_temp();
+    let zone = build(&apex(), &zone_records(3, 2000));
+    store.replace_zone(&zone, &state(3)).unwrap();
+    store
+        .apply_diffs(&apex(), &[one_change(3, 7)], &state(4), 10)
+        .unwrap();
+    let (before, _) = store.load_zone(&apex()).unwrap().unwrap();
+    let journal = store.journal(&apex()).unwrap();
+    downgrade_to_one_rrset_per_key(&store, &apex());
+    drop(store);
+
+    let store = Store::open(&dir.path).unwrap();
+    assert_eq!(store.format().unwrap(), Some(FORMAT));
+    let (after, after_state) = store.load_zone(&apex()).unwrap().unwrap();
+    assert_eq!(rows(&after), rows(&before));
+    assert_eq!(after_state, state(4));
+    assert_eq!(store.journal(&apex()).unwrap(), journal);
+    {
+        let txn = store.db.begin_read().unwrap();
+        let old_name = zone_table_name("rrsets/", &apex());
+        let old = txn.open_table(TableDefinition::<&[u8], &[u8]>::new(&old_name));
+        assert!(matches!(old, Err(redb::TableError::TableDoesNotExist(_))));
+    }
+    // The converted zone takes further changes.
+    store
+        .apply_diffs(&apex(), &[one_change(4, 8)], &state(5), 10)
+        .unwrap();
+    assert_eq!(store.load_zone(&apex()).unwrap().unwrap().0.serial(), 5);
 }
 
 #[test]

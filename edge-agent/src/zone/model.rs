@@ -14,7 +14,6 @@
 
 use std::fmt;
 use std::hash::BuildHasher;
-use std::ops::Range;
 use std::sync::Arc;
 
 use hashbrown::DefaultHashBuilder;
@@ -490,19 +489,6 @@ impl<T> Arena<T> {
             .unwrap_or_default()
     }
 
-    /// The `end - start` entries at address `start` (a range whose start
-    /// is an arena address, such as an [`RRset`]'s data offset, and whose
-    /// length is what the caller measured); `None` if not stored. For code
-    /// written against the flat arena; [`Zone::rrset_data`] says it better.
-    pub(crate) fn get(&self, range: Range<usize>) -> Option<&[T]> {
-        let address = u32::try_from(range.start).ok()?;
-        let len = range.end.checked_sub(range.start)?;
-        let offset = (address & OFFSET_MASK) as usize;
-        self.chunks
-            .get((address >> OFFSET_BITS) as usize)?
-            .get(offset..offset + len)
-    }
-
     /// Number of entries stored, reachable or not.
     pub(crate) fn len(&self) -> usize {
         self.chunks.iter().map(|chunk| chunk.len()).sum()
@@ -787,10 +773,6 @@ mod tests {
         assert_eq!(arena.slice(second, 10), &[2u8; 10]);
         assert_eq!(arena.slice(big, 40), &[3u8; 40]);
         assert_eq!(arena.rest(last), &[4u8; 3]);
-        assert_eq!(
-            arena.get(big as usize..big as usize + 40),
-            Some(&[3u8; 40][..])
-        );
         assert_eq!(arena.slice(big, 41), &[] as &[u8]);
         assert_eq!(arena.len(), 63);
 

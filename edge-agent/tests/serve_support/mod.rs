@@ -371,7 +371,14 @@ pub fn is_closed_by_server(stream: &mut TcpStream) -> bool {
     let mut byte = [0u8; 1];
     match stream.read(&mut byte) {
         Ok(0) => true,
-        Ok(_) => false,
-        Err(e) => e.kind() == std::io::ErrorKind::ConnectionReset,
+        Ok(_) => {
+            eprintln!("is_closed_by_server: the server sent data");
+            false
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+        Err(e) => {
+            eprintln!("is_closed_by_server: {e} ({:?})", e.kind());
+            false
+        }
     }
 }
