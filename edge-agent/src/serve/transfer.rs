@@ -88,6 +88,8 @@ pub enum Refusal {
     NotOurZone,
     /// A secondary zone never transferred or past its expire time (SERVFAIL).
     Expired,
+    /// The request's OPT has an EDNS version we do not speak (BADVERS).
+    EdnsVersion(u8),
     /// No `allow_transfer` entry admits the peer with the key it used (or
     /// without one) (REFUSED).
     NotAllowed {
@@ -103,6 +105,7 @@ impl fmt::Display for Refusal {
             Refusal::Tsig(error) => write!(f, "TSIG: {error}"),
             Refusal::NotOurZone => f.write_str("not a zone served here"),
             Refusal::Expired => f.write_str("the zone is expired"),
+            Refusal::EdnsVersion(version) => write!(f, "EDNS version {version} is not supported"),
             Refusal::NotAllowed { key: None } => {
                 f.write_str("no allow_transfer entry admits this address without TSIG")
             }
@@ -143,6 +146,9 @@ pub struct Allowed {
     signature: Option<(Arc<TsigKey>, Vec<u8>)>,
     /// Whether the zone is a secondary whose journal the store may hold.
     secondary: bool,
+    /// The OPT every answer message carries when the request had one: our
+    /// payload size and the request's DO bit.
+    opt: Option<(u16, bool)>,
 }
 
 impl fmt::Debug for Allowed {
@@ -243,16 +249,30 @@ impl TransferPolicy {
                     Refusal::Malformed("unreadable question"),
                     Sign::No,
                     now,
+                    None,
                 );
             }
         };
         let zone_name = Name::from_wire(query.lower_qname()).ok();
+        let zones = self.zones.load();
+        let opt = query
+            .edns
+            .as_ref()
+            .map(|edns| (zones.udp_payload, edns.dnssec_ok));
         let signature = match verify_request(&self.keys, request, now) {
             Ok(signature) => signature,
             Err(error) => {
                 let sign = Sign::Error(self.keys.clone(), error.clone());
                 let refusal = Refusal::Tsig(error);
-                return refuse(request, Some(question_end), zone_name, refusal, sign, now);
+                return refuse(
+                    request,
+                    Some(question_end),
+                    zone_name,
+                    refusal,
+                    sign,
+                    now,
+                    opt,
+                );
             }
         };
         let sign = match &signature {
@@ -267,9 +287,16 @@ impl TransferPolicy {
                 refusal,
                 sign.clone(),
                 now,
+                opt,
             )
         };
-        let zones = self.zones.load();
+        // RFC 6891 §6.1.3: a version above ours gets BADVERS, and an OPT of
+        // our version.
+        if let Some(version) = query.edns.as_ref().map(|edns| edns.version)
+            && version != 0
+        {
+            return refused(Refusal::EdnsVersion(version));
+        }
         let Some(entry) = zones
             .find(query.lower_qname(), rtype::SOA)
             .filter(|entry| entry.zone.apex().as_wire() == query.lower_qname())
@@ -304,6 +331,7 @@ impl TransferPolicy {
             request: request_kind,
             signature,
             secondary: entry.secondary.is_some(),
+            opt,
         })
     }
 }
@@ -366,6 +394,10 @@ pub async fn start(
                 OutgoingTransfer::ixfr(allowed.zone.clone(), allowed.id, &allowed.qname, diffs);
             (transfer, kind)
         }
+    };
+    let transfer = match allowed.opt {
+        Some((payload, dnssec_ok)) => transfer.with_opt(payload, dnssec_ok),
+        None => transfer,
     };
     Start::Stream(Box::new(ActiveTransfer {
         signer: allowed
@@ -579,6 +611,7 @@ enum Sign {
 
 /// The answer refusing `request`: its header (opcode and RD kept) and, when
 /// it was read, its question, with the RCODE `refusal` calls for.
+#[allow(clippy::too_many_arguments)]
 fn refuse(
     request: &[u8],
     question_end: Option<usize>,
@@ -586,25 +619,39 @@ fn refuse(
     refusal: Refusal,
     sign: Sign,
     now: u64,
+    opt: Option<(u16, bool)>,
 ) -> Decision {
     let code = match &refusal {
         Refusal::Malformed(_) => rcode::FORMERR,
         Refusal::Tsig(_) | Refusal::NotOurZone => rcode::NOTAUTH,
         Refusal::Expired => rcode::SERVFAIL,
         Refusal::NotAllowed { .. } => rcode::REFUSED,
+        Refusal::EdnsVersion(_) => rcode::BADVERS,
     };
     let mut answer = Vec::with_capacity(512);
     answer.extend_from_slice(request.get(..2).unwrap_or(&[0, 0]));
     let flags = request
         .get(2..4)
         .map_or(0, |flags| u16::from_be_bytes([flags[0], flags[1]]));
-    let flags = FLAG_QR | (flags & (0x7800 | FLAG_RD)) | code;
+    let flags = FLAG_QR | (flags & (0x7800 | FLAG_RD)) | (code & 0x000f);
     answer.extend_from_slice(&flags.to_be_bytes());
     let question = question_end.and_then(|end| request.get(12..end));
     let questions = u16::from(question.is_some());
     answer.extend_from_slice(&questions.to_be_bytes());
-    answer.extend_from_slice(&[0; 6]);
+    answer.extend_from_slice(&[0, 0, 0, 0]);
+    answer.extend_from_slice(&u16::from(opt.is_some()).to_be_bytes());
     answer.extend_from_slice(question.unwrap_or(&[]));
+    if let Some((payload, dnssec_ok)) = opt {
+        // OPT: root owner, type, payload size, extended RCODE (the bits of
+        // the code above the header's four), version 0, DO, no options.
+        answer.push(0);
+        answer.extend_from_slice(&rtype::OPT.to_be_bytes());
+        answer.extend_from_slice(&payload.to_be_bytes());
+        answer.push(u8::try_from(code >> 4).unwrap_or(0));
+        answer.push(0);
+        answer.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
+        answer.extend_from_slice(&[0, 0]);
+    }
     let signed = match sign {
         Sign::No => Ok(()),
         Sign::With(key, mac) => ResponseSigner::new(&key, mac).sign(&mut answer, now),
@@ -740,6 +787,73 @@ mod tests {
             p.extend(rdata);
         }
         p
+    }
+
+    /// `request` with an OPT record of EDNS `version`, DO set.
+    fn with_edns(mut request: Vec<u8>, version: u8) -> Vec<u8> {
+        request.extend([0, 0, 41, 0x10, 0, 0, version, 0x80, 0, 0, 0]);
+        let arcount = u16::from_be_bytes([request[10], request[11]]) + 1;
+        request[10..12].copy_from_slice(&arcount.to_be_bytes());
+        request
+    }
+
+    /// The OPT record ending an unsigned answer: payload, extended RCODE,
+    /// version, DO.
+    fn trailing_opt(answer: &[u8]) -> (u16, u8, u8, bool) {
+        let opt = &answer[answer.len() - 11..];
+        assert_eq!(&opt[..3], &[0, 0, 41], "root owner, type OPT");
+        (
+            u16::from_be_bytes([opt[3], opt[4]]),
+            opt[5],
+            opt[6],
+            opt[7] & 0x80 != 0,
+        )
+    }
+
+    #[test]
+    fn edns_requests_get_an_opt_in_every_answer() {
+        let policy = policy();
+        let payload = policy.zones.load().udp_payload;
+        // Unsigned: every message ends with our OPT, DO echoed.
+        let messages = run(
+            &policy,
+            &with_edns(request("open.test.", rtype::AXFR, None), 0),
+        );
+        assert!(!messages.is_empty());
+        for message in &messages {
+            assert_eq!(&message[10..12], &[0, 1]);
+            assert_eq!(trailing_opt(message), (payload, 0, 0, true));
+        }
+        // Signed: OPT, then TSIG last, in a chain that verifies.
+        let (signed_request, mac) = signed(
+            with_edns(request("signed.test.", rtype::AXFR, None), 0),
+            &xfr_key(),
+            unix_now(),
+        );
+        let messages = run(&policy, &signed_request);
+        let mut verifier = ResponseVerifier::new(&xfr_key(), mac);
+        for message in &messages {
+            assert_eq!(&message[10..12], &[0, 2], "OPT and TSIG");
+            verifier.verify(message, NOW).expect("signed after the OPT");
+        }
+        verifier.finish().unwrap();
+        // A refusal carries it too.
+        let edns = with_edns(request("signed.test.", rtype::AXFR, None), 0);
+        let (_, answer) = refused(policy.decide(&edns, INSIDE, NOW));
+        assert_eq!(rcode_of(&answer), rcode::REFUSED);
+        assert_eq!(trailing_opt(&answer), (payload, 0, 0, true));
+    }
+
+    #[test]
+    fn an_unknown_edns_version_is_badvers() {
+        let policy = policy();
+        let edns = with_edns(request("open.test.", rtype::AXFR, None), 1);
+        let (refusal, answer) = refused(policy.decide(&edns, INSIDE, NOW));
+        assert_eq!(refusal, Refusal::EdnsVersion(1));
+        // BADVERS (16): 0 in the header, 1 in the OPT's extended RCODE.
+        assert_eq!(rcode_of(&answer), 0);
+        let (_, extended, version, _) = trailing_opt(&answer);
+        assert_eq!((extended, version), (1, 0));
     }
 
     fn signed(mut request: Vec<u8>, key: &TsigKey, at: u64) -> (Vec<u8>, Vec<u8>) {

@@ -63,7 +63,13 @@ pub struct OutgoingTransfer {
     qtype: u16,
     body: Body,
     first: bool,
+    /// The OPT record every message carries when the request had one: our
+    /// payload size and the request's DO bit.
+    opt: Option<(u16, bool)>,
 }
+
+/// Size of an OPT record without options.
+const OPT_LEN: usize = 11;
 
 impl OutgoingTransfer {
     /// An AXFR of `zone` answering query `id` whose question name is `qname`
@@ -76,6 +82,7 @@ impl OutgoingTransfer {
             qtype: rtype::AXFR,
             body: Body::Full(Position::Opening),
             first: true,
+            opt: None,
         }
     }
 
@@ -103,7 +110,16 @@ impl OutgoingTransfer {
             qtype: rtype::IXFR,
             body,
             first: true,
+            opt: None,
         }
+    }
+
+    /// Puts an OPT record (RFC 6891 §6.1.1: a request with OPT gets one in
+    /// its response) in every message: `payload` is our UDP payload size,
+    /// `dnssec_ok` the request's DO bit (RFC 3225).
+    pub fn with_opt(mut self, payload: u16, dnssec_ok: bool) -> OutgoingTransfer {
+        self.opt = Some((payload, dnssec_ok));
+        self
     }
 
     /// Writes the next message into `out` (at most [`MAX_MESSAGE`] bytes)
@@ -112,7 +128,8 @@ impl OutgoingTransfer {
         if self.is_done() {
             return None;
         }
-        let mut w = Writer::new(out, MAX_MESSAGE);
+        let reserved = if self.opt.is_some() { OPT_LEN } else { 0 };
+        let mut w = Writer::new(out, MAX_MESSAGE - reserved);
         w.header(self.id, FLAG_QR | FLAG_AA).ok()?;
         // RFC 5936 §2.2: the question appears in the first message only (it
         // may appear in all; clients accept both).
@@ -132,6 +149,10 @@ impl OutgoingTransfer {
             // stop rather than loop.
             self.body = Body::Full(Position::Done);
             return None;
+        }
+        if let Some((payload, dnssec_ok)) = self.opt {
+            w.set_limit(MAX_MESSAGE);
+            w.opt(payload, 0, dnssec_ok).ok()?;
         }
         Some(w.finish())
     }
@@ -351,6 +372,30 @@ mod tests {
         assert_eq!(all.first(), Some(&rtype::SOA));
         assert_eq!(all.last(), Some(&rtype::SOA));
         assert_eq!(all.iter().filter(|&&t| t == rtype::SOA).count(), 2);
+    }
+
+    #[test]
+    fn with_opt_every_message_ends_with_the_opt_record() {
+        let zone = zone(2000);
+        let mut transfer =
+            OutgoingTransfer::axfr(zone.clone(), 7, zone.apex().as_wire()).with_opt(1232, true);
+        let mut out = vec![0u8; 65535];
+        let mut answers = 0;
+        let mut messages = 0;
+        while let Some(len) = transfer.next_message(&mut out) {
+            let message = &out[..len];
+            assert!(len <= MAX_MESSAGE);
+            assert_eq!(u16::from_be_bytes([message[10], message[11]]), 1, "ARCOUNT");
+            let opt = &message[len - OPT_LEN..];
+            assert_eq!(opt[0], 0, "root owner");
+            assert_eq!(u16::from_be_bytes([opt[1], opt[2]]), rtype::OPT);
+            assert_eq!(u16::from_be_bytes([opt[3], opt[4]]), 1232, "payload");
+            assert_eq!(opt[7] & 0x80, 0x80, "DO echoed");
+            answers += usize::from(u16::from_be_bytes([message[6], message[7]]));
+            messages += 1;
+        }
+        assert!(messages > 1);
+        assert_eq!(answers, zone.record_count() + 1);
     }
 
     #[test]

@@ -245,11 +245,16 @@ impl<U: Upstream> SecondaryZone<U> {
         self.mark_success(master, timers_of(&zone));
         self.state.serial = zone.serial();
         let (store, state, to_store) = (self.store.clone(), self.state.clone(), zone.clone());
+        let started = Instant::now();
         tokio::task::spawn_blocking(move || store.replace_zone(&to_store, &state))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("not stored: {e}"))?;
-        self.publish(zone).await;
+        let timing = Timing {
+            apply: Duration::ZERO,
+            store: started.elapsed(),
+        };
+        self.publish(zone, timing).await;
         Ok(())
     }
 
@@ -259,11 +264,13 @@ impl<U: Upstream> SecondaryZone<U> {
         };
         let diffs = Arc::new(diffs);
         let (base, changes) = (current.clone(), diffs.clone());
+        let started = Instant::now();
         let next = tokio::task::spawn_blocking(move || apply_diffs(&base, &changes))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|problems| format!("IXFR does not apply: {}", problems.join("; ")))?;
         let next = Arc::new(next);
+        let applied = Instant::now();
         self.mark_success(master, timers_of(&next));
         self.state.serial = next.serial();
         let (store, state, apex, max) = (
@@ -276,17 +283,28 @@ impl<U: Upstream> SecondaryZone<U> {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("not stored: {e}"))?;
-        self.publish(next).await;
+        let timing = Timing {
+            apply: applied - started,
+            store: applied.elapsed(),
+        };
+        self.publish(next, timing).await;
         Ok(())
     }
 
     /// Serves a new version and tells downstream servers.
-    async fn publish(&mut self, zone: Arc<Zone>) {
+    async fn publish(&mut self, zone: Arc<Zone>, timing: Timing) {
         let now = Instant::now();
         self.refresh.succeeded(now, timers_of(&zone), jitter());
         self.catalog.install(zone.clone());
         self.control.set_expired(false);
-        tracing::info!(zone = %self.apex, serial = zone.serial(), records = zone.record_count(), "new version served");
+        tracing::info!(
+            zone = %self.apex,
+            serial = zone.serial(),
+            records = zone.record_count(),
+            apply_ms = millis(timing.apply),
+            store_ms = millis(timing.store),
+            "new version served"
+        );
         let serial = zone.serial();
         self.current = Some(zone);
         self.upstream.notify_downstream(serial).await;
@@ -329,6 +347,19 @@ impl<U: Upstream> SecondaryZone<U> {
     pub fn refresh(&self) -> &Refresh {
         &self.refresh
     }
+}
+
+/// Where the time went between a transfer's end and its version served.
+struct Timing {
+    /// Applying IXFR differences to the served version (zero for a full zone).
+    apply: Duration,
+    /// Writing the version to the store (fsync included).
+    store: Duration,
+}
+
+/// A duration in milliseconds, to a tenth, for log fields.
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 10_000.0).round() / 10.0
 }
 
 /// The SOA timers of a version.
