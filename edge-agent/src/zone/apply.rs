@@ -24,11 +24,10 @@
 //!   that led to it.
 
 use std::collections::BTreeMap;
-use std::hash::BuildHasher;
 use std::path::Path;
 use std::sync::Arc;
 
-use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
+use hashbrown::{HashMap, HashTable};
 
 use super::build::{self, ZoneBuilder};
 use super::master::MasterRecord;
@@ -328,7 +327,7 @@ struct Editor {
     rrsets: ArenaWriter<RRset>,
     rdata: ArenaWriter<u8>,
     index: Vec<Arc<HashTable<NodeId>>>,
-    hasher: DefaultHashBuilder,
+    hasher: model::NameHasher,
     record_count: usize,
     garbage: usize,
     /// Nodes whose data changed, for the checks.
@@ -448,7 +447,7 @@ impl Editor {
 
     /// The node of a lowercase name.
     fn find(&self, lower: &[u8]) -> Option<NodeId> {
-        let hash = self.hasher.hash_one(lower);
+        let hash = self.hasher.hash(lower);
         self.index[model::shard_of(hash)]
             .find(hash, |&id| self.name(id) == lower)
             .copied()
@@ -527,7 +526,7 @@ impl Editor {
         if model::is_wildcard(lower) {
             parent_node.flags |= FLAG_WILDCARD_CHILD;
         }
-        let hash = self.hasher.hash_one(lower);
+        let hash = self.hasher.hash(lower);
         let Editor {
             names,
             nodes,
@@ -537,7 +536,7 @@ impl Editor {
         } = self;
         Arc::make_mut(&mut index[model::shard_of(hash)]).insert_unique(hash, id, |&other| {
             let node = nodes.get(other);
-            hasher.hash_one(names.slice(node.name_offset, usize::from(node.name_len)))
+            hasher.hash(names.slice(node.name_offset, usize::from(node.name_len)))
         });
         Ok(id)
     }
@@ -554,7 +553,7 @@ impl Editor {
             }
             let lower = self.name(id);
             let wildcard = model::is_wildcard(lower);
-            let hash = self.hasher.hash_one(lower);
+            let hash = self.hasher.hash(lower);
             if let Ok(entry) = Arc::make_mut(&mut self.index[model::shard_of(hash)])
                 .find_entry(hash, |&other| other == id)
             {

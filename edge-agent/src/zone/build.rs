@@ -6,10 +6,9 @@
 //! the apex, CNAME exclusivity, one DNAME, only glue below a cut). Every
 //! problem names the file and line of the record at fault.
 
-use std::hash::BuildHasher;
 use std::path::{Path, PathBuf};
 
-use hashbrown::{DefaultHashBuilder, HashTable};
+use hashbrown::HashTable;
 use tracing::warn;
 
 use super::master::MasterRecord;
@@ -46,7 +45,10 @@ pub struct ZoneBuilder {
     nodes: Vec<Node>,
     /// The name index, one table per shard (see [`model::shard_of`]).
     index: Vec<HashTable<NodeId>>,
-    hasher: DefaultHashBuilder,
+    hasher: model::NameHasher,
+    /// The 32 bits of each node's index hash, by node id: a growing table
+    /// rehashes from these instead of reading and hashing every name again.
+    hashes: Vec<u32>,
     pending: Vec<Pending>,
     rdata: Vec<u8>,
     files: Vec<PathBuf>,
@@ -62,7 +64,8 @@ impl ZoneBuilder {
             names: ArenaWriter::new(BYTE_CHUNK),
             nodes: Vec::new(),
             index: model::new_index(),
-            hasher: DefaultHashBuilder::default(),
+            hasher: model::NameHasher::default(),
+            hashes: Vec::new(),
             pending: Vec::new(),
             rdata: Vec::new(),
             files: Vec::new(),
@@ -79,13 +82,14 @@ impl ZoneBuilder {
     pub fn reserve(&mut self, records: usize, names: usize) {
         self.pending.reserve(records);
         self.nodes.reserve(names);
+        self.hashes.reserve(names);
         // Names spread evenly over the shards; leave room for the spread.
         let per_shard = names / model::INDEX_SHARDS;
         let per_shard = per_shard + per_shard / 16 + 8;
-        let (hasher, all_names, nodes) = (&self.hasher, &self.names, &self.nodes);
+        let hashes = &self.hashes;
         for shard in &mut self.index {
             shard.reserve(per_shard, |&id| {
-                hasher.hash_one(name_of(all_names, &nodes[id as usize]))
+                model::NameHasher::from_short(hashes[id as usize])
             });
         }
         self.rdata.reserve(records * 8);
@@ -214,11 +218,13 @@ impl ZoneBuilder {
     /// Returns the node of a lowercase name, creating it if needed; `None`
     /// when the name arena is full.
     fn intern(&mut self, lower: &[u8]) -> Option<NodeId> {
-        let hash = self.hasher.hash_one(lower);
+        let short = self.hasher.short(lower);
+        let hash = model::NameHasher::from_short(short);
         let shard = model::shard_of(hash);
-        let (hasher, names, nodes) = (&self.hasher, &self.names, &self.nodes);
-        let found =
-            self.index[shard].find(hash, |&id| name_of(names, &nodes[id as usize]) == lower);
+        let (hashes, names, nodes) = (&self.hashes, &self.names, &self.nodes);
+        let found = self.index[shard].find(hash, |&id| {
+            hashes[id as usize] == short && name_of(names, &nodes[id as usize]) == lower
+        });
         if let Some(&id) = found {
             return Some(id);
         }
@@ -234,9 +240,10 @@ impl ZoneBuilder {
             guard: NO_NODE,
             children: 0,
         });
-        let (names, nodes) = (&self.names, &self.nodes);
+        self.hashes.push(short);
+        let hashes = &self.hashes;
         self.index[shard].insert_unique(hash, id, |&other| {
-            hasher.hash_one(name_of(names, &nodes[other as usize]))
+            model::NameHasher::from_short(hashes[other as usize])
         });
         Some(id)
     }

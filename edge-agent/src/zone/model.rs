@@ -65,6 +65,36 @@ const MAX_CHUNKS: usize = 1 << (32 - OFFSET_BITS);
 /// Number of shards of the name index: adding a name copies one shard.
 pub(crate) const INDEX_SHARDS: usize = 64;
 
+/// The hash of the name index: 32 bits of a keyed hash of the lowercase wire
+/// name, spread over 64 bits. A name's index hash is thus known from 32 bits
+/// (see [`NameHasher::from_short`]), so that a table being built can grow
+/// from hashes kept beside it, without reading every name again.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NameHasher(DefaultHashBuilder);
+
+impl NameHasher {
+    /// The index hash of a lowercase wire name.
+    #[inline]
+    pub(crate) fn hash(&self, lower_name: &[u8]) -> u64 {
+        NameHasher::from_short(self.short(lower_name))
+    }
+
+    /// The 32 bits the index hash of a name is made from.
+    #[inline]
+    pub(crate) fn short(&self, lower_name: &[u8]) -> u32 {
+        let full = self.0.hash_one(lower_name);
+        (full ^ (full >> 32)) as u32
+    }
+
+    /// The index hash made from its 32 bits: multiplying by an odd constant
+    /// is a bijection that carries every bit into the high half (the shard
+    /// and hashbrown's control byte).
+    #[inline]
+    pub(crate) fn from_short(short: u32) -> u64 {
+        u64::from(short).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    }
+}
+
 /// The shard of the name index that holds a name with this hash. Uses bits
 /// that hashbrown uses neither for the bucket (low bits) nor for the control
 /// byte (top seven), so every shard still spreads its names well.
@@ -122,7 +152,7 @@ pub struct Zone {
     pub(crate) rrsets: Arena<RRset>,
     pub(crate) rdata: Arena<u8>,
     pub(crate) index: Box<[Arc<HashTable<NodeId>>]>,
-    pub(crate) hasher: DefaultHashBuilder,
+    pub(crate) hasher: NameHasher,
     pub(crate) soa: SoaFields,
     pub(crate) record_count: usize,
     /// Bytes of arena space no longer reachable (left behind by incremental
@@ -152,12 +182,12 @@ impl Zone {
     /// never transferred (its entry answers SERVFAIL and never reads it).
     pub fn placeholder(apex: &Name) -> Zone {
         let apex = apex.to_lowercase();
-        let hasher = DefaultHashBuilder::default();
+        let hasher = NameHasher::default();
         let wire = apex.as_wire();
         let mut names = ArenaWriter::new(BYTE_CHUNK);
         let name_offset = names.append(wire).unwrap_or(0);
         let mut index = new_index();
-        let hash = hasher.hash_one(wire);
+        let hash = hasher.hash(wire);
         index[shard_of(hash)].insert_unique(hash, 0, |_| hash);
         let nodes = vec![Node {
             name_offset,
@@ -223,7 +253,7 @@ impl Zone {
     /// Finds the node of a lowercase wire name.
     #[inline]
     pub fn find(&self, lower_name: &[u8]) -> Option<NodeId> {
-        let hash = self.hasher.hash_one(lower_name);
+        let hash = self.hasher.hash(lower_name);
         self.index[shard_of(hash)]
             .find(hash, |&id| self.node_name(id) == lower_name)
             .copied()
