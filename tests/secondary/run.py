@@ -110,6 +110,21 @@ class Fail(Exception):
     """A scenario's check failed: the message says what was expected and what was seen."""
 
 
+def port_free(ip, port):
+    """Whether UDP and TCP ip:port can be bound (TCP with SO_REUSEADDR, as servers do)."""
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        s = socket.socket(socket.AF_INET, kind)
+        try:
+            if kind == socket.SOCK_STREAM:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((ip, port))
+        except OSError:
+            return False
+        finally:
+            s.close()
+    return True
+
+
 def wait_until(pred, timeout, interval=0.1):
     """Calls pred() until it returns a truthy value or `timeout` seconds pass (bounded).
     Returns the last value."""
@@ -807,6 +822,10 @@ class Master:
     def start(self, version=None, wait=True):
         if version is not None:
             self.write_zone(version)
+        if not self.daemon.alive():
+            # A stopped master's processes (NSD forks) may hold the port for
+            # a moment after the kill: wait for it (bounded) before restarting.
+            wait_until(lambda: port_free(self.ip, self.port), 5, 0.05)
         self.daemon.start()
         if wait:
             self.wait_serial(self.version.serial, 15)
