@@ -8,7 +8,7 @@ pub mod query;
 pub mod writer;
 
 use query::{FLAG_QR, FLAG_RD, Query, Reject, opcode, rcode};
-use writer::Writer;
+use writer::{OPT_LEN, Writer};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -28,9 +28,6 @@ pub enum Transport {
     /// TCP (RFC 7766): answers up to 65535 bytes.
     Tcp,
 }
-
-/// Size of the fixed part of an OPT record without options.
-const OPT_LEN: usize = 11;
 
 /// Turns one query into its response, written at the start of `out`.
 /// Returns the response length, or `None` when the packet must be ignored

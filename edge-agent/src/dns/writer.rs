@@ -9,6 +9,22 @@ use crate::zone::rr::{self, NameLayout};
 /// Most names remembered as compression targets.
 const MAX_TARGETS: usize = 48;
 
+/// Size of an OPT record without options.
+pub const OPT_LEN: usize = 11;
+
+/// An OPT pseudo-record (RFC 6891) without options: root owner, our UDP
+/// payload size, the extended RCODE bits (the response code above the
+/// header's four), version 0 and the DO bit (RFC 3225).
+pub fn opt_record(payload: u16, extended_rcode: u8, dnssec_ok: bool) -> [u8; OPT_LEN] {
+    let flags: u16 = if dnssec_ok { 0x8000 } else { 0 };
+    let mut record = [0u8; OPT_LEN];
+    record[1..3].copy_from_slice(&rr::rtype::OPT.to_be_bytes());
+    record[3..5].copy_from_slice(&payload.to_be_bytes());
+    record[5] = extended_rcode;
+    record[7..9].copy_from_slice(&flags.to_be_bytes());
+    record
+}
+
 /// The message would exceed its size limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
@@ -198,19 +214,12 @@ impl<'a> Writer<'a> {
         self.bytes(&rdata[pos..])
     }
 
-    /// Writes the OPT pseudo-record (RFC 6891) with our payload size, the
-    /// extended RCODE bits and the DO bit. Ignores the size limit: callers
-    /// reserve room for it beforehand.
+    /// Writes the OPT pseudo-record (see [`opt_record`]). Ignores the size
+    /// limit: callers reserve [`OPT_LEN`] bytes for it beforehand.
     pub fn opt(&mut self, payload: u16, extended_rcode: u8, dnssec_ok: bool) -> Result<(), Full> {
         let saved = self.limit;
         self.limit = self.buf.len();
-        let flags: u16 = if dnssec_ok { 0x8000 } else { 0 };
-        let mut record = [0u8; 11];
-        record[1..3].copy_from_slice(&rr::rtype::OPT.to_be_bytes());
-        record[3..5].copy_from_slice(&payload.to_be_bytes());
-        record[5] = extended_rcode;
-        record[7..9].copy_from_slice(&flags.to_be_bytes());
-        let result = self.bytes(&record);
+        let result = self.bytes(&opt_record(payload, extended_rcode, dnssec_ok));
         self.limit = saved;
         result?;
         self.counts[Section::Additional as usize] += 1;

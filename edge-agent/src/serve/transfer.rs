@@ -23,6 +23,7 @@ use hashbrown::HashMap;
 use super::ServerStats;
 use crate::config::{Config, IpNet};
 use crate::dns::query::{self, FLAG_QR, FLAG_RD, Query, opcode, rcode};
+use crate::dns::writer::opt_record;
 use crate::store::Store;
 use crate::xfr::Diff;
 use crate::xfr::client::serial_gt;
@@ -642,15 +643,8 @@ fn refuse(
     answer.extend_from_slice(&u16::from(opt.is_some()).to_be_bytes());
     answer.extend_from_slice(question.unwrap_or(&[]));
     if let Some((payload, dnssec_ok)) = opt {
-        // OPT: root owner, type, payload size, extended RCODE (the bits of
-        // the code above the header's four), version 0, DO, no options.
-        answer.push(0);
-        answer.extend_from_slice(&rtype::OPT.to_be_bytes());
-        answer.extend_from_slice(&payload.to_be_bytes());
-        answer.push(u8::try_from(code >> 4).unwrap_or(0));
-        answer.push(0);
-        answer.extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-        answer.extend_from_slice(&[0, 0]);
+        let extended = u8::try_from(code >> 4).unwrap_or(0);
+        answer.extend_from_slice(&opt_record(payload, extended, dnssec_ok));
     }
     let signed = match sign {
         Sign::No => Ok(()),
@@ -672,10 +666,8 @@ fn refuse(
 mod tests {
     use super::*;
     use crate::xfr::tsig::{ResponseVerifier, TsigAlgorithm, sign_request};
-    use crate::zone::master::{MasterOptions, parse_bytes};
-    use crate::zone::{SecondaryControl, ZoneBuilder, ZoneEntry};
+    use crate::zone::{SecondaryControl, ZoneEntry};
     use std::net::Ipv4Addr;
-    use std::path::Path;
     use std::sync::atomic::Ordering;
 
     const NOW: u64 = 1_790_000_000;
@@ -695,22 +687,12 @@ mod tests {
     }
 
     fn zone(apex: &str, serial: u32, hosts: usize) -> Arc<Zone> {
-        let apex = Name::parse(apex).unwrap();
         let mut text =
             format!("@ 3600 IN SOA ns1 admin {serial} 3600 600 86400 300\n@ 3600 IN NS ns1\n");
         for i in 0..hosts {
             text.push_str(&format!("host{i} 300 IN A 192.0.2.{}\n", i % 250));
         }
-        let mut builder = ZoneBuilder::new(&apex);
-        parse_bytes(
-            text.as_bytes(),
-            Path::new("t.zone"),
-            None,
-            &MasterOptions::new(&apex),
-            &mut |r| builder.add(r),
-        )
-        .unwrap();
-        Arc::new(builder.finish().unwrap())
+        Arc::new(crate::zone::build::zone_from_text(apex, &text))
     }
 
     /// `signed.test.` needs `xfr-key.` from 127/8; `open.test.` admits

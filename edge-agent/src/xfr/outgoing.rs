@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::{Diff, Record};
 use crate::dns::query::{FLAG_AA, FLAG_QR};
-use crate::dns::writer::{Full, Section, Writer};
+use crate::dns::writer::{Full, OPT_LEN, Section, Writer};
 use crate::zone::Zone;
 use crate::zone::model::NodeId;
 use crate::zone::rr::rtype;
@@ -67,9 +67,6 @@ pub struct OutgoingTransfer {
     /// payload size and the request's DO bit.
     opt: Option<(u16, bool)>,
 }
-
-/// Size of an OPT record without options.
-const OPT_LEN: usize = 11;
 
 impl OutgoingTransfer {
     /// An AXFR of `zone` answering query `id` whose question name is `qname`
@@ -301,12 +298,9 @@ fn flatten(zone: &Zone, diffs: Vec<Diff>) -> Vec<Record> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::master::{MasterOptions, parse_bytes};
-    use crate::zone::{Name, ZoneBuilder};
-    use std::path::Path;
+    use crate::zone::Name;
 
     fn zone(names: usize) -> Arc<Zone> {
-        let apex = Name::parse("example.test.").unwrap();
         let mut text = String::from(
             "@ 3600 IN SOA ns1 admin 5 3600 600 86400 300\n@ 3600 IN NS ns1\nns1 3600 IN A 192.0.2.1\n",
         );
@@ -314,16 +308,7 @@ mod tests {
             text.push_str(&format!("host{i} 300 IN A 192.0.2.{}\n", i % 250));
             text.push_str(&format!("host{i} 300 IN TXT \"record {i}\"\n"));
         }
-        let mut builder = ZoneBuilder::new(&apex);
-        parse_bytes(
-            text.as_bytes(),
-            Path::new("t.zone"),
-            None,
-            &MasterOptions::new(&apex),
-            &mut |r| builder.add(r),
-        )
-        .unwrap();
-        Arc::new(builder.finish().unwrap())
+        Arc::new(crate::zone::build::zone_from_text("example.test.", &text))
     }
 
     fn answer_types(message: &[u8]) -> Vec<u16> {

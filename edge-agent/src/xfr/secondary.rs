@@ -393,27 +393,16 @@ pub struct Downstream {
 mod tests {
     use super::*;
     use crate::xfr::Record;
-    use crate::zone::master::{MasterOptions, parse_bytes};
     use crate::zone::rr::rtype;
-    use crate::zone::{ZoneBuilder, ZoneEntry, ZoneSet};
+    use crate::zone::{ZoneEntry, ZoneSet};
     use std::path::Path;
     use std::sync::Mutex;
 
     fn zone(serial: u32, www: u8) -> Zone {
-        let apex = Name::parse("sec.test.").unwrap();
         let text = format!(
             "@ 3600 IN SOA ns1 admin {serial} 60 10 300 300\n@ 3600 IN NS ns1\nns1 3600 IN A 192.0.2.1\nwww 300 IN A 192.0.2.{www}\n"
         );
-        let mut builder = ZoneBuilder::new(&apex);
-        parse_bytes(
-            text.as_bytes(),
-            Path::new("t"),
-            None,
-            &MasterOptions::new(&apex),
-            &mut |r| builder.add(r),
-        )
-        .unwrap();
-        builder.finish().unwrap()
+        crate::zone::build::zone_from_text("sec.test.", &text)
     }
 
     fn soa(serial: u32) -> Record {

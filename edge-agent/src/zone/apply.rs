@@ -590,27 +590,16 @@ impl Editor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::zone::master::{MasterOptions, parse_bytes};
 
     fn zone(serial: u32, extra: &str) -> Zone {
         zone_with_www(serial, 80, extra)
     }
 
     fn zone_with_www(serial: u32, www: u8, extra: &str) -> Zone {
-        let apex = Name::parse("example.test.").unwrap();
         let text = format!(
             "@ 3600 IN SOA ns1 admin {serial} 3600 600 86400 300\n@ 3600 IN NS ns1\nns1 3600 IN A 192.0.2.1\nwww 300 IN A 192.0.2.{www}\n{extra}"
         );
-        let mut builder = ZoneBuilder::new(&apex);
-        parse_bytes(
-            text.as_bytes(),
-            Path::new("t"),
-            None,
-            &MasterOptions::new(&apex),
-            &mut |r| builder.add(r),
-        )
-        .unwrap();
-        builder.finish().unwrap()
+        crate::zone::build::zone_from_text("example.test.", &text)
     }
 
     fn soa(serial: u32) -> Record {

@@ -602,3 +602,20 @@ fn compute_guards(nodes: &mut [Node]) {
 fn name_of<'a>(names: &'a ArenaWriter<u8>, node: &Node) -> &'a [u8] {
     names.slice(node.name_offset, usize::from(node.name_len))
 }
+
+/// The zone at `apex` built from master-file text (origin `apex`), for
+/// tests: panics on any problem.
+#[cfg(test)]
+pub(crate) fn zone_from_text(apex: &str, text: &str) -> Zone {
+    let apex = Name::parse(apex).expect("test apex");
+    let mut builder = ZoneBuilder::new(&apex);
+    super::master::parse_bytes(
+        text.as_bytes(),
+        Path::new("test.zone"),
+        None,
+        &super::master::MasterOptions::new(&apex),
+        &mut |record| builder.add(record),
+    )
+    .expect("test zone text");
+    builder.finish().expect("test zone")
+}
